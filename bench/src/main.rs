@@ -1,0 +1,2 @@
+//! `lockd-bench`: benchmarks for lockd-rs (being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Child process for the logstore crash tests (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Black-box tests for lockd-rs: they drive real processes.
