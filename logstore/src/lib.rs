@@ -58,6 +58,9 @@ mod shared;
 mod store;
 mod writer;
 
+#[cfg(test)]
+mod fault_tests;
+
 pub use blob::{Blob, BlobReader};
 pub use error::{Error, Result};
 pub use options::{EncryptionOptions, IoMode, Options};

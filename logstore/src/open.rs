@@ -108,6 +108,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Writer> {
         next_id: AtomicU64::new(next_id),
         graveyard: Mutex::new(Vec::new()),
         since_checkpoint: AtomicU64::new(0),
+        groups: AtomicU64::new(0),
         exclusive: Mutex::new(()),
         _lock: lock,
     });
@@ -118,6 +119,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Writer> {
         next_seq: max_seq + 1,
         sink,
         unsynced: false,
+        unsynced_garbage: Vec::new(),
     })
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub graveyard: Mutex<Vec<(Instant, PathBuf)>>,
     /// Bytes appended since the last index checkpoint.
     pub since_checkpoint: AtomicU64,
+    /// Group writes the writer thread completed (one submission each, and
+    /// one fdatasync when the group had to be durable).
+    pub groups: AtomicU64,
     /// Serialises checkpoints and compactions (both rewrite the manifest's
     /// checkpoint reference and read the whole index).
     pub exclusive: Mutex<()>,

@@ -105,9 +105,13 @@ impl std::fmt::Debug for Value {
 /// Where a large value lives. Reading it opens the blob file, so keep the
 /// time between `get` and `reader` short: a superseded blob is deleted once
 /// `Options::delete_grace` has passed.
+///
+/// The handle does not keep the store open: it holds only the directory
+/// and the decryption context.
 #[derive(Clone)]
 pub struct BlobHandle {
-    shared: Arc<Shared>,
+    dir: Arc<Path>,
+    codec: crate::crypto::Codec,
     id: u64,
     len: u64,
 }
@@ -134,7 +138,7 @@ impl Value {
                 let mut out = Vec::with_capacity(h.len as usize);
                 let mut r = self.reader()?;
                 r.read_to_end(&mut out)
-                    .map_err(|e| Error::io("read blob", blob::path(&h.shared.dir, h.id), e))?;
+                    .map_err(|e| Error::io("read blob", blob::path(&h.dir, h.id), e))?;
                 Ok(Bytes::from(out))
             }
         }
@@ -144,12 +148,7 @@ impl Value {
     pub fn reader(&self) -> Result<Box<dyn Read + Send>> {
         match self {
             Value::Inline(b) => Ok(Box::new(std::io::Cursor::new(b.clone()))),
-            Value::Blob(h) => Ok(Box::new(BlobReader::open(
-                &h.shared.dir,
-                h.shared.codec.clone(),
-                h.id,
-                h.len,
-            )?)),
+            Value::Blob(h) => Ok(Box::new(BlobReader::open(&h.dir, h.codec.clone(), h.id, h.len)?)),
         }
     }
 }
@@ -163,12 +162,18 @@ pub struct Stats {
     pub segments: usize,
     /// Sequence number of the last applied batch.
     pub last_seq: u64,
+    /// Group writes done by the writer thread since open: each is one
+    /// submission carrying every batch that queued meanwhile, followed by
+    /// one fdatasync when any of them was durable. Committed batches
+    /// divided by this is the achieved group-commit size.
+    pub groups: u64,
 }
 
 /// A durable key-value log. Cheap to share behind an `Arc`; every method
 /// takes `&self`.
 pub struct LogStore {
     shared: Arc<Shared>,
+    dir: Arc<Path>,
     tx: Mutex<Option<Sender<Msg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     maintenance: Mutex<Option<Maintenance>>,
@@ -188,7 +193,22 @@ impl LogStore {
     /// Opens (creating if needed) the store in `dir`, recovering whatever a
     /// crash left behind. Fails if another process has it open.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<LogStore> {
-        let writer = crate::open::open(dir.as_ref(), opts)?;
+        LogStore::start(crate::open::open(dir.as_ref(), opts)?)
+    }
+
+    /// Opens with the writer's sink wrapped by `wrap` (fault injection).
+    #[cfg(test)]
+    pub(crate) fn open_wrapped(
+        dir: impl AsRef<Path>,
+        opts: Options,
+        wrap: impl FnOnce(crate::writer::io::Sink) -> crate::writer::io::Sink,
+    ) -> Result<LogStore> {
+        let mut writer = crate::open::open(dir.as_ref(), opts)?;
+        writer.sink = wrap(writer.sink);
+        LogStore::start(writer)
+    }
+
+    fn start(writer: crate::writer::Writer) -> Result<LogStore> {
         let shared = Arc::clone(&writer.shared);
         let io_path = writer.sink.path();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -198,6 +218,7 @@ impl LogStore {
             .map_err(|e| Error::io("spawn writer thread", &shared.dir, e))?;
         let maintenance = Maintenance::start(Arc::clone(&shared), tx.clone())?;
         Ok(LogStore {
+            dir: Arc::from(shared.dir.as_path()),
             shared,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
@@ -273,7 +294,8 @@ impl LogStore {
                 let (id, len) = blob::parse_descriptor(rec.value)
                     .ok_or_else(|| Error::corrupt(path, loc.off, "malformed blob descriptor"))?;
                 Value::Blob(BlobHandle {
-                    shared: Arc::clone(&self.shared),
+                    dir: Arc::clone(&self.dir),
+                    codec: self.shared.codec.clone(),
                     id,
                     len,
                 })
@@ -320,8 +342,7 @@ impl LogStore {
         self.shared.check_writable()?;
         let (tx, rx) = oneshot::channel();
         let req = self.encode(batch, durable, tx)?;
-        let sender = self.tx.lock().clone().ok_or(Error::Closed)?;
-        sender.send(Msg::Write(req)).map_err(|_| Error::Closed)?;
+        self.send(Msg::Write(req))?;
         Ok(rx)
     }
 
@@ -385,8 +406,7 @@ impl LogStore {
     /// commits.
     pub fn sync(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let sender = self.tx.lock().clone().ok_or(Error::Closed)?;
-        sender.send(Msg::Barrier(tx)).map_err(|_| Error::Closed)?;
+        self.send(Msg::Barrier(tx))?;
         rx.blocking_recv().map_err(|_| Error::Closed)?.map(|_| ())
     }
 
@@ -409,6 +429,11 @@ impl LogStore {
         self.shared.reap(true)
     }
 
+    fn send(&self, msg: Msg) -> Result<()> {
+        let tx = self.tx.lock();
+        tx.as_ref().ok_or(Error::Closed)?.send(msg).map_err(|_| Error::Closed)
+    }
+
     fn sender(&self) -> Result<Sender<Msg>> {
         self.tx.lock().clone().ok_or(Error::Closed)
     }
@@ -420,6 +445,7 @@ impl LogStore {
             keys: state.index.len(),
             segments: state.segments.len(),
             last_seq: state.index.applied.seq,
+            groups: self.shared.groups.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

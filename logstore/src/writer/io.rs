@@ -31,6 +31,11 @@ pub(crate) enum Sink {
     Sync,
     #[cfg(target_os = "linux")]
     Uring(Box<io_uring::IoUring>),
+    /// Test-only wrapper that fails on demand: while the shared cell holds
+    /// an errno, `ENOSPC` fails before writing and any other errno fails
+    /// after writing, as a failed fdatasync would.
+    #[cfg(test)]
+    Faulty(Box<Sink>, std::sync::Arc<std::sync::atomic::AtomicI32>),
 }
 
 impl Sink {
@@ -39,6 +44,8 @@ impl Sink {
             Sink::Sync => IoPath::Sync,
             #[cfg(target_os = "linux")]
             Sink::Uring(_) => IoPath::Uring,
+            #[cfg(test)]
+            Sink::Faulty(inner, _) => inner.path(),
         }
     }
 
@@ -77,6 +84,15 @@ impl Sink {
             }
             #[cfg(target_os = "linux")]
             Sink::Uring(ring) => uring_write(ring, file, off, bufs, sync),
+            #[cfg(test)]
+            Sink::Faulty(inner, errno) => match errno.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => inner.write(file, off, bufs, sync),
+                libc::ENOSPC => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+                other => {
+                    inner.write(file, off, bufs, false)?;
+                    Err(io::Error::from_raw_os_error(other))
+                }
+            },
         }
     }
 }

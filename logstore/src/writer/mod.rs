@@ -57,6 +57,9 @@ pub(crate) struct Writer {
     pub sink: Sink,
     /// Bytes written since the last fdatasync (non-durable groups).
     pub unsynced: bool,
+    /// Blobs superseded by writes that are not yet durable: they may only
+    /// be deleted once a later fdatasync makes the supersession stick.
+    pub unsynced_garbage: Vec<u64>,
 }
 
 impl Writer {
@@ -140,6 +143,9 @@ impl Writer {
         } else if !group.is_empty() {
             self.unsynced = true;
         }
+        if !group.is_empty() {
+            self.shared.groups.fetch_add(1, Ordering::Relaxed);
+        }
         self.next_seq += group.len() as u64;
         let base = self.pos;
         self.pos += bytes;
@@ -149,9 +155,11 @@ impl Writer {
             off: self.pos,
             seq: self.next_seq.saturating_sub(1),
         };
-        let superseded = self.apply(&group, base, position);
-        for blob in superseded {
-            self.shared.bury(crate::blob::path(&self.shared.dir, blob));
+        self.unsynced_garbage.extend(self.apply(&group, base, position));
+        if !self.unsynced {
+            for blob in self.unsynced_garbage.drain(..) {
+                self.shared.bury(crate::blob::path(&self.shared.dir, blob));
+            }
         }
         for (i, mut req) in group.into_iter().enumerate() {
             for b in &mut req.blobs {
@@ -217,6 +225,10 @@ impl Writer {
             self.shared.opts.segment_size,
         )?);
         crate::fsutil::fsync_dir(&self.shared.dir)?;
+        // Map the old segment before the manifest calls it sealed: the
+        // compactor takes sealed segments from the manifest and reads them
+        // through their map.
+        self.active.seal()?;
         {
             let mut m = self.shared.manifest.lock();
             let mut next = m.clone();
@@ -228,7 +240,6 @@ impl Writer {
             next.store(&self.shared.dir)?;
             *m = next;
         }
-        self.active.seal()?;
         self.shared.state.write().segments.insert(id, Arc::clone(&seg));
         tracing::debug!(sealed = self.active.id, len = self.pos, new = id, "segment rolled");
         self.active = seg;

@@ -1,0 +1,77 @@
+//! Write failures: a full disk or a failed fdatasync must reach the
+//! callers of the failing batch, must not be acknowledged, and must stop the
+//! store from accepting further writes until it is reopened.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use crate::writer::io::Sink;
+use crate::{Batch, Error, IoMode, LogStore, Options};
+
+fn opts() -> Options {
+    Options {
+        io: IoMode::Sync,
+        compaction: false,
+        ..Options::default()
+    }
+}
+
+fn put(k: &str, v: &str) -> Batch {
+    let mut b = Batch::new();
+    b.put(k.to_string(), v.to_string());
+    b
+}
+
+fn failing_store(dir: &std::path::Path) -> (LogStore, Arc<AtomicI32>) {
+    let errno = Arc::new(AtomicI32::new(0));
+    let cell = Arc::clone(&errno);
+    let store = LogStore::open_wrapped(dir, opts(), move |s| Sink::Faulty(Box::new(s), cell)).expect("open");
+    (store, errno)
+}
+
+#[test]
+fn disk_full_fails_the_batch_and_poisons_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, errno) = failing_store(dir.path());
+    store.commit(put("a", "1")).expect("healthy commit");
+    errno.store(libc::ENOSPC, Ordering::SeqCst);
+    let err = store.commit(put("b", "2")).expect_err("must fail");
+    assert!(err.is_no_space(), "{err}");
+    assert!(
+        store.get(b"b").expect("read").is_none(),
+        "failed batch must not be visible"
+    );
+    errno.store(0, Ordering::SeqCst);
+    assert!(
+        matches!(store.commit(put("c", "3")), Err(Error::Poisoned(_))),
+        "writes refused after failure"
+    );
+    assert_eq!(
+        &store
+            .get(b"a")
+            .expect("read")
+            .expect("a")
+            .value
+            .to_bytes()
+            .expect("bytes")[..],
+        b"1"
+    );
+    drop(store);
+    let store = LogStore::open(dir.path(), opts()).expect("reopen");
+    assert!(store.get(b"b").expect("read").is_none());
+    store.commit(put("c", "3")).expect("writable after reopen");
+}
+
+#[test]
+fn fsync_error_is_never_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, errno) = failing_store(dir.path());
+    errno.store(libc::EIO, Ordering::SeqCst);
+    let err = store.commit(put("x", "1")).expect_err("must fail");
+    assert!(
+        matches!(err, Error::Poisoned(ref m) if m.contains("Input/output error")),
+        "{err}"
+    );
+    assert!(store.get(b"x").expect("read").is_none());
+    assert!(store.sync().is_err(), "barrier refused too");
+}
