@@ -138,6 +138,8 @@ fn swap(
             .collect();
         segments.extend(next.segments.iter().copied().filter(|s| !is_input(s.id)));
         next.segments = segments;
+        // Dropped tombstones may have carried the highest sequence numbers.
+        next.seq_floor = next.seq_floor.max(shared.state.read().index.applied.seq);
         let old = next.snapshot.take();
         next.next_id = shared.next_id.load(Ordering::Relaxed);
         if let Err(e) = next.store(&shared.dir) {

@@ -2,7 +2,7 @@
 //! callers of the failing batch, must not be acknowledged, and must stop the
 //! store from accepting further writes until it is reopened.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::writer::io::Sink;
@@ -74,4 +74,50 @@ fn fsync_error_is_never_acknowledged() {
     );
     assert!(store.get(b"x").expect("read").is_none());
     assert!(store.sync().is_err(), "barrier refused too");
+}
+
+#[test]
+fn every_durable_commit_is_covered_by_an_fdatasync_before_it_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncs = Arc::new(AtomicU64::new(0));
+    let cell = Arc::clone(&syncs);
+    let store =
+        LogStore::open_wrapped(dir.path(), opts(), move |s| Sink::CountingSyncs(Box::new(s), cell)).expect("open");
+    for i in 0..5 {
+        let before = syncs.load(Ordering::SeqCst);
+        store.commit(put(&format!("k{i}"), "v")).expect("commit");
+        assert_eq!(
+            syncs.load(Ordering::SeqCst),
+            before + 1,
+            "commit {i} returned without its fdatasync"
+        );
+    }
+    store
+        .commit_nondurable_may_lose_on_crash(put("soft", "v"))
+        .expect("commit");
+    assert_eq!(
+        syncs.load(Ordering::SeqCst),
+        5,
+        "the non-durable commit skips fdatasync"
+    );
+    store.sync().expect("sync");
+    assert_eq!(syncs.load(Ordering::SeqCst), 6, "sync flushes the non-durable write");
+}
+
+#[test]
+fn the_manifest_sequence_floor_is_never_undercut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LogStore::open(dir.path(), opts()).expect("open");
+    store.commit(put("a", "1")).expect("commit");
+    drop(store);
+    // A compaction that dropped the tombstones of batches up to 1000 leaves
+    // only this floor behind.
+    let mut m = crate::manifest::Manifest::load(dir.path())
+        .expect("load")
+        .expect("manifest");
+    m.seq_floor = 1000;
+    m.snapshot = None;
+    m.store(dir.path()).expect("store");
+    let store = LogStore::open(dir.path(), opts()).expect("reopen");
+    assert_eq!(store.commit(put("b", "2")).expect("commit"), 1001);
 }

@@ -36,6 +36,10 @@ pub(crate) struct SnapshotRef {
 pub(crate) struct Manifest {
     /// Next file id to hand out (segments, snapshots and blobs share it).
     pub next_id: u64,
+    /// Every sequence number handed out so far is at most this one, even
+    /// if compaction has since dropped the records that carried them
+    /// (tombstones), so recovery never hands a number out twice.
+    pub seq_floor: u64,
     /// Root-key verifier when values are encrypted.
     pub encryption: Option<String>,
     pub snapshot: Option<SnapshotRef>,
@@ -45,7 +49,7 @@ pub(crate) struct Manifest {
 
 impl Manifest {
     pub(crate) fn encode(&self) -> String {
-        let mut s = format!("{HEADER}\nnext-id {}\n", self.next_id);
+        let mut s = format!("{HEADER}\nnext-id {}\nseq-floor {}\n", self.next_id, self.seq_floor);
         match &self.encryption {
             Some(v) => s.push_str(&format!("encryption {v}\n")),
             None => s.push_str("encryption none\n"),
@@ -74,6 +78,7 @@ impl Manifest {
         }
         let mut m = Manifest {
             next_id: 0,
+            seq_floor: 0,
             encryption: None,
             snapshot: None,
             segments: Vec::new(),
@@ -90,6 +95,7 @@ impl Manifest {
                     }
                 }
                 ["next-id", v] => m.next_id = num(v)?,
+                ["seq-floor", v] => m.seq_floor = num(v)?,
                 ["encryption", "none"] => m.encryption = None,
                 ["encryption", v] => m.encryption = Some((*v).to_string()),
                 ["snapshot", "none"] => m.snapshot = None,
@@ -148,6 +154,7 @@ mod tests {
     fn encode_decode_round_trip_and_crc() {
         let m = Manifest {
             next_id: 9,
+            seq_floor: 77,
             encryption: Some("abcd".into()),
             snapshot: Some(SnapshotRef {
                 id: 8,

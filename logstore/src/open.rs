@@ -44,7 +44,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Writer> {
     }
 
     let (mut index, start) = load_checkpoint(dir, &manifest);
-    let mut max_seq = index.applied.seq;
+    let mut max_seq = index.applied.seq.max(manifest.seq_floor);
     let mut active_end = SEGMENT_HEADER_LEN;
     let mut replaying = start.is_none();
     for entry in &manifest.segments {
@@ -141,6 +141,7 @@ fn initialise(dir: &Path, opts: &Options, codec: &Codec) -> Result<Manifest> {
     SegmentFile::create(dir, 1, opts.segment_size)?;
     let m = Manifest {
         next_id: 2,
+        seq_floor: 0,
         encryption: codec.verifier(),
         snapshot: None,
         segments: vec![SegmentEntry {

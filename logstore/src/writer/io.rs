@@ -36,6 +36,9 @@ pub(crate) enum Sink {
     /// after writing, as a failed fdatasync would.
     #[cfg(test)]
     Faulty(Box<Sink>, std::sync::Arc<std::sync::atomic::AtomicI32>),
+    /// Test-only wrapper counting the writes that asked for fdatasync.
+    #[cfg(test)]
+    CountingSyncs(Box<Sink>, std::sync::Arc<std::sync::atomic::AtomicU64>),
 }
 
 impl Sink {
@@ -45,7 +48,7 @@ impl Sink {
             #[cfg(target_os = "linux")]
             Sink::Uring(_) => IoPath::Uring,
             #[cfg(test)]
-            Sink::Faulty(inner, _) => inner.path(),
+            Sink::Faulty(inner, _) | Sink::CountingSyncs(inner, _) => inner.path(),
         }
     }
 
@@ -93,6 +96,14 @@ impl Sink {
                     Err(io::Error::from_raw_os_error(other))
                 }
             },
+            #[cfg(test)]
+            Sink::CountingSyncs(inner, syncs) => {
+                inner.write(file, off, bufs, sync)?;
+                if sync {
+                    syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(())
+            }
         }
     }
 }

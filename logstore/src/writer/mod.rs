@@ -236,6 +236,7 @@ impl Writer {
                 last.sealed_len = Some(self.pos);
             }
             next.segments.push(SegmentEntry { id, sealed_len: None });
+            next.seq_floor = next.seq_floor.max(self.next_seq.saturating_sub(1));
             next.next_id = self.shared.next_id.load(Ordering::Relaxed);
             next.store(&self.shared.dir)?;
             *m = next;
