@@ -1,2 +1,48 @@
-//! `lockd-bench`: benchmarks for lockd-rs (being written).
-fn main() {}
+//! `lockd-bench`: benchmarks for lockd-rs.
+//!
+//! `lockd-bench logstore` measures the storage engine's durable puts/s and
+//! commit latency next to the raw `pwrite` + `fdatasync` limit of the same
+//! disk, in one run; see `lockd-bench logstore --help` and
+//! `docs/benchmarks.md`.
+
+mod cli;
+mod engine;
+mod error;
+mod fsinfo;
+mod json;
+mod raw;
+mod report;
+mod stats;
+mod suite;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match EnvFilter::try_new(&cli.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("lockd-bench: --log {:?}: {e}", cli.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Logstore(args) => suite::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lockd-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

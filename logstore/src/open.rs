@@ -119,7 +119,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Writer> {
         next_seq: max_seq + 1,
         sink,
         unsynced: false,
-        unsynced_garbage: Vec::new(),
     })
 }
 

@@ -57,7 +57,15 @@ impl Sink {
     #[cfg(target_os = "linux")]
     pub(crate) fn uring() -> io::Result<Sink> {
         use io_uring::{opcode, Probe};
-        let ring = io_uring::IoUring::new(64)?;
+        // Only the writer thread submits and reaps: let the kernel skip the
+        // cross-thread completion signalling (kernel 6.1+), falling back to
+        // a plain ring on older kernels.
+        let ring = io_uring::IoUring::builder()
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(64)
+            .or_else(|_| io_uring::IoUring::new(64))?;
         let mut probe = Probe::new();
         ring.submitter().register_probe(&mut probe)?;
         if !probe.is_supported(opcode::Writev::CODE) || !probe.is_supported(opcode::Fsync::CODE) {

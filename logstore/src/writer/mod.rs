@@ -8,6 +8,7 @@
 //! flight wait in the channel and form the next group — no timers, no
 //! sleeps: the slower the disk, the larger the groups.
 
+mod complete;
 pub(crate) mod io;
 
 use std::sync::atomic::Ordering;
@@ -16,12 +17,13 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::index::{Loc, Position};
+use crate::index::Position;
 use crate::manifest::SegmentEntry;
-use crate::record::{self, Kind, HEADER_LEN};
+use crate::record;
 use crate::segment::{SegmentFile, SEGMENT_HEADER_LEN};
 use crate::shared::Shared;
 use crate::{Error, Result};
+use complete::{Completer, Written};
 use io::Sink;
 
 /// One operation inside an encoded batch.
@@ -57,14 +59,35 @@ pub(crate) struct Writer {
     pub sink: Sink,
     /// Bytes written since the last fdatasync (non-durable groups).
     pub unsynced: bool,
-    /// Blobs superseded by writes that are not yet durable: they may only
-    /// be deleted once a later fdatasync makes the supersession stick.
-    pub unsynced_garbage: Vec<u64>,
 }
 
 impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
+        // A ring set up for a single issuer belongs to the thread that built
+        // it: open() only probed, the working ring is built here.
+        if self.sink.path() == io::IoPath::Uring {
+            match Sink::uring() {
+                Ok(ring) => self.sink = ring,
+                Err(e) => {
+                    tracing::warn!(error = %e, "io_uring setup on the writer thread failed: using pwritev + fdatasync");
+                    self.sink = Sink::Sync;
+                }
+            }
+        }
+        let completer = match Completer::start(std::sync::Arc::clone(&self.shared)) {
+            Ok(c) => c,
+            Err(e) => {
+                self.shared.poison(format!("cannot start the completion thread: {e}"));
+                for msg in rx {
+                    match msg {
+                        Msg::Write(req) => fail_all(vec![req], Vec::new(), || e.to_string()),
+                        Msg::Barrier(tx) => fail_all(Vec::new(), vec![tx], || e.to_string()),
+                    }
+                }
+                return;
+            }
+        };
         let max_ops = self.shared.opts.commit_max_ops;
         let max_bytes = self.shared.opts.commit_max_bytes;
         let mut pending: Option<Msg> = None;
@@ -98,7 +121,7 @@ impl Writer {
                     Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {}
                 }
             }
-            self.commit_group(group, barriers);
+            self.commit_group(group, barriers, &completer);
         }
         if self.unsynced {
             if let Err(e) = self.active.file().sync_data() {
@@ -106,9 +129,15 @@ impl Writer {
                     .poison(format!("final fdatasync of {}: {e}", self.active.path.display()));
             }
         }
+        completer.finish();
     }
 
-    fn commit_group(&mut self, mut group: Vec<WriteRequest>, barriers: Vec<oneshot::Sender<Result<Position>>>) {
+    fn commit_group(
+        &mut self,
+        mut group: Vec<WriteRequest>,
+        barriers: Vec<oneshot::Sender<Result<Position>>>,
+        completer: &Completer,
+    ) {
         if let Err(e) = self.shared.check_writable() {
             fail_all(group, barriers, || e.to_string());
             return;
@@ -116,6 +145,7 @@ impl Writer {
         let bytes: u64 = group.iter().map(|r| r.buf.len() as u64).sum();
         let durable = !barriers.is_empty() || group.iter().any(|r| r.durable);
         if !group.is_empty() && self.pos > SEGMENT_HEADER_LEN && self.pos + bytes > self.shared.opts.segment_size {
+            completer.drain();
             if let Err(e) = self.roll() {
                 let msg = e.to_string();
                 self.shared.poison(format!("segment roll failed: {msg}"));
@@ -155,58 +185,15 @@ impl Writer {
             off: self.pos,
             seq: self.next_seq.saturating_sub(1),
         };
-        self.unsynced_garbage.extend(self.apply(&group, base, position));
-        if !self.unsynced {
-            for blob in self.unsynced_garbage.drain(..) {
-                self.shared.bury(crate::blob::path(&self.shared.dir, blob));
-            }
-        }
-        for (i, mut req) in group.into_iter().enumerate() {
-            for b in &mut req.blobs {
-                b.committed = true;
-            }
-            let _ = req.done.send(Ok(first_seq + i as u64));
-        }
-        for b in barriers {
-            let _ = b.send(Ok(position));
-        }
-    }
-
-    /// Applies a written group to the index; returns blobs it made garbage.
-    fn apply(&self, group: &[WriteRequest], base: u64, position: Position) -> Vec<u64> {
-        let mut superseded = Vec::new();
-        let mut state = self.shared.state.write();
-        let mut at = base;
-        for (i, req) in group.iter().enumerate() {
-            let seq = self.next_seq - group.len() as u64 + i as u64;
-            for op in &req.ops {
-                let rec = &req.buf[op.at as usize..(op.at + op.len) as usize];
-                let klen = u16::from_le_bytes([rec[12], rec[13]]) as usize;
-                let key = &rec[HEADER_LEN..HEADER_LEN + klen];
-                let kind = match rec[14] {
-                    1 => Kind::Put,
-                    3 => Kind::BlobPut,
-                    _ => Kind::Delete,
-                };
-                let loc = (kind != Kind::Delete).then_some(Loc {
-                    seg: self.active.id,
-                    off: at + op.at as u64,
-                    len: op.len,
-                    seq,
-                    kind,
-                    flags: rec[15],
-                    blob: op.blob,
-                });
-                if let Some(old) = state.index.apply(key, loc) {
-                    if old.kind == Kind::BlobPut && Some(old.blob) != loc.map(|l| l.blob) {
-                        superseded.push(old.blob);
-                    }
-                }
-            }
-            at += req.buf.len() as u64;
-        }
-        state.index.applied = position;
-        superseded
+        completer.hand_over(Written {
+            group,
+            barriers,
+            seg: self.active.id,
+            base,
+            first_seq,
+            position,
+            durable_now: !self.unsynced,
+        });
     }
 
     /// Seals the active segment and starts a new one.
@@ -249,7 +236,11 @@ impl Writer {
     }
 }
 
-fn fail_all(group: Vec<WriteRequest>, barriers: Vec<oneshot::Sender<Result<Position>>>, reason: impl Fn() -> String) {
+pub(crate) fn fail_all(
+    group: Vec<WriteRequest>,
+    barriers: Vec<oneshot::Sender<Result<Position>>>,
+    reason: impl Fn() -> String,
+) {
     for req in group {
         let _ = req.done.send(Err(Error::Poisoned(reason())));
     }
