@@ -17,7 +17,10 @@
 //! * the writer thread — group commit: whatever queued while the previous
 //!   fdatasync ran is written with one submission (io_uring, or `pwritev`
 //!   where rings are unavailable or the directory is on NFS) and one
-//!   fdatasync.
+//!   fdatasync. It then hands the group to the completion thread, which
+//!   applies it to the index and wakes its callers while the writer already
+//!   syncs the next group. A commit returns only once its group is durable
+//!   and visible to `get`.
 //! * recovery — checkpoint + replay; a torn tail in the active segment is
 //!   cut back to the last whole batch, corruption anywhere else fails the
 //!   open with the file and offset.
