@@ -1,10 +1,90 @@
-//! The lockd-rs domain engine.
+//! `lockd-actors`: the lease and state core of lockd-rs.
 //!
-//! Every key that is being worked on (leased, waited for, or holding staged
-//! changes) is owned by exactly one actor, so lease hand-off, fencing and
-//! staged state need no locks. Idle keys live only in the storage backend.
-//! This crate also defines the storage port (`Backend`) that lets the same
-//! semantics run on the embedded logstore or on shared object storage.
+//! Every key that is being worked on — leased, waited for, or holding
+//! staged changes — is owned by exactly one ractor actor
+//! ([`lease`]'s `LeaseActor`), so lease hand-off, fencing and staging need no
+//! locks: each operation on a key is a message handled in order. Idle keys
+//! have no actor at all; their state lives in the storage backend, and the
+//! [`Router`] spawns an actor on demand and lets it retire once the key has
+//! no lease and no waiters. A million keys touched once leave a million
+//! metadata records on disk, not a million actors.
 //!
-//! The actors arrive with Foundation 2/5; until then the crate is empty on
-//! purpose, so that the dependency graph of the workspace is already final.
+//! The crate speaks typed requests and [`ApiError`]s, never HTTP; the
+//! front-end maps them onto lockd v0.9's wire format.
+//!
+//! # Storage port
+//!
+//! [`Backend`] is all the actors need: read a key's metadata, read a
+//! document, apply an atomic [`WriteSet`]. A staged document is written
+//! under a fresh id and the metadata points at it; committing rewrites the
+//! metadata (and deletes the document it replaces) in one write set, so no
+//! value is ever moved. `mem://` is [`MemBackend`], `disk://` is
+//! [`DiskBackend`] over the group-committed logstore, and the same shape
+//! fits object stores later (documents are plain objects written first, the
+//! metadata object is replaced conditionally on the [`Rev`] read before).
+//!
+//! # Fencing tokens across crashes
+//!
+//! Tokens must strictly increase per key even across `kill -9`, yet making
+//! every acquire wait for an fdatasync would double the cost of a lease
+//! cycle. So each key's metadata carries a durable *reservation*: the
+//! highest token that may have been handed out. An acquire whose next token
+//! is still under the reservation writes its grant lazily (no fsync); one
+//! that would pass it first raises the reservation by
+//! [`LeaseConfig::fencing_reserve`] (256) with a durable write. Metadata
+//! also records which process run wrote it; a run that finds metadata from
+//! an earlier run continues above the reservation, since that run may have
+//! crashed after granting tokens it never persisted. Within one run tokens
+//! grow by exactly one per acquire, as lockd's do; across a crash they may
+//! jump by up to the reservation size, never backwards.
+//!
+//! # Durability contract
+//!
+//! * Durable (fdatasync before the answer): release (commit or rollback),
+//!   update, remove, metadata, keepalive, the first acquire of a key (so
+//!   `if_not_exists` survives a crash) and any acquire that raises the
+//!   fencing reservation.
+//! * Lazy: other acquires, and clearing an expired lease.
+//!
+//! Leases and staged changes are stored in the metadata, so they survive a
+//! restart: after `kill -9` a holder can keep going (keepalive, update,
+//! release) with the lease it had, and every update it was told succeeded is
+//! still staged. This matters for lockd clients, which treat
+//! `lease_required` on release as "already released": dropping leases on
+//! restart would let them believe an update was committed when it was lost.
+//! A lease granted lazily just before a crash may be gone afterwards; since
+//! it had staged nothing (staging is durable), nothing is lost but the
+//! lease, and its holder learns so on its next request. Staged data is only
+//! ever visible to its own transaction, before and after a crash. After a
+//! restart [`Router::sweep`] wakes every key with a stored lease so expiry
+//! timers run again and already expired leases are cleared.
+//!
+//! # Large state
+//!
+//! Documents travel as [`bytes::Bytes`]: the front-end reads (or spools)
+//! the body once, the router hashes it into its ETag on the caller's task,
+//! and the same reference-counted buffer passes through the actor's mailbox
+//! to the backend without another copy. The disk backend stores documents
+//! above the logstore's inline limit as blob files written on the blocking
+//! pool. Streaming reads for very large documents come with the HTTP layer.
+//!
+//! # Transactions
+//!
+//! Every lease has a transaction id (minted unless the caller brings one)
+//! and staged changes are tagged with it, so a transaction spanning several
+//! keys (a later issue) only needs a coordinator that tells each key's actor
+//! to commit or roll back the same id.
+
+pub mod api_error;
+pub mod backend;
+pub mod ids;
+pub mod lease;
+pub mod meta;
+pub mod names;
+mod router;
+
+pub use api_error::ApiError;
+pub use backend::disk::DiskBackend;
+pub use backend::mem::MemBackend;
+pub use backend::{Backend, BackendError, Durability, MetaRecord, Rev, WriteSet};
+pub use router::{LeaseConfig, Router};

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use crate::checkpoint as ckpt;
 use crate::manifest::SnapshotRef;
 use crate::shared::Shared;
@@ -79,9 +77,9 @@ pub(crate) fn checkpoint_locked(shared: &Shared, writer: &Sender<Msg>) -> Result
     let index = shared.state.read().index.clone();
     // Everything up to the copied position must be durable before a
     // checkpoint may point past it (non-durable commits included).
-    let (tx, rx) = oneshot::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     writer.send(Msg::Barrier(tx)).map_err(|_| Error::Closed)?;
-    rx.blocking_recv().map_err(|_| Error::Closed)??;
+    rx.recv().map_err(|_| Error::Closed)??;
     let id = u32::try_from(shared.alloc_id()).map_err(|_| Error::Invalid("file ids exhausted".into()))?;
     crate::fsutil::write_atomic(&shared.dir, &ckpt::file_name(id), &ckpt::encode(&index))?;
     let old = {

@@ -320,7 +320,8 @@ impl LogStore {
     }
 
     /// Commits `batch` atomically and returns its sequence number once it is
-    /// on stable storage (fdatasync done).
+    /// on stable storage (fdatasync done). Blocks the calling thread: from
+    /// async code use [`LogStore::commit_async`].
     pub fn commit(&self, batch: Batch) -> Result<u64> {
         self.submit(batch, true)?.blocking_recv().map_err(|_| Error::Closed)?
     }
@@ -336,6 +337,11 @@ impl LogStore {
     /// data the caller can afford to lose.
     pub fn commit_nondurable_may_lose_on_crash(&self, batch: Batch) -> Result<u64> {
         self.submit(batch, false)?.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Async form of [`LogStore::commit_nondurable_may_lose_on_crash`].
+    pub async fn commit_nondurable_async_may_lose_on_crash(&self, batch: Batch) -> Result<u64> {
+        self.submit(batch, false)?.await.map_err(|_| Error::Closed)?
     }
 
     fn submit(&self, batch: Batch, durable: bool) -> Result<oneshot::Receiver<Result<u64>>> {
@@ -405,9 +411,9 @@ impl LogStore {
     /// Makes everything committed so far durable, including non-durable
     /// commits.
     pub fn sync(&self) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.send(Msg::Barrier(tx))?;
-        rx.blocking_recv().map_err(|_| Error::Closed)?.map(|_| ())
+        rx.recv().map_err(|_| Error::Closed)?.map(|_| ())
     }
 
     /// Writes an index checkpoint now, so the next open replays only what

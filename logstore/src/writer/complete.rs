@@ -12,18 +12,15 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tokio::sync::oneshot;
-
-use super::WriteRequest;
+use super::{BarrierReply, WriteRequest};
 use crate::index::{Loc, Position};
 use crate::record::{Kind, HEADER_LEN};
 use crate::shared::Shared;
-use crate::Result;
 
 /// A group the writer has put on disk.
 pub(crate) struct Written {
     pub group: Vec<WriteRequest>,
-    pub barriers: Vec<oneshot::Sender<Result<Position>>>,
+    pub barriers: Vec<BarrierReply>,
     /// Segment and offset the group starts at.
     pub seg: u32,
     pub base: u64,

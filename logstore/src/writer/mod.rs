@@ -45,10 +45,16 @@ pub(crate) struct WriteRequest {
     pub done: oneshot::Sender<Result<u64>>,
 }
 
+/// Where a barrier's answer goes. Barriers are only awaited by blocking
+/// callers (sync, checkpoint, shutdown), which may run inside an async
+/// runtime (a store dropped at the end of `async main`), so this is a std
+/// channel rather than one that refuses to block there.
+pub(crate) type BarrierReply = std::sync::mpsc::SyncSender<Result<Position>>;
+
 pub(crate) enum Msg {
     Write(WriteRequest),
     /// Make everything written so far durable and report the position.
-    Barrier(oneshot::Sender<Result<Position>>),
+    Barrier(BarrierReply),
 }
 
 pub(crate) struct Writer {
@@ -132,12 +138,7 @@ impl Writer {
         completer.finish();
     }
 
-    fn commit_group(
-        &mut self,
-        mut group: Vec<WriteRequest>,
-        barriers: Vec<oneshot::Sender<Result<Position>>>,
-        completer: &Completer,
-    ) {
+    fn commit_group(&mut self, mut group: Vec<WriteRequest>, barriers: Vec<BarrierReply>, completer: &Completer) {
         if let Err(e) = self.shared.check_writable() {
             fail_all(group, barriers, || e.to_string());
             return;
@@ -236,11 +237,7 @@ impl Writer {
     }
 }
 
-pub(crate) fn fail_all(
-    group: Vec<WriteRequest>,
-    barriers: Vec<oneshot::Sender<Result<Position>>>,
-    reason: impl Fn() -> String,
-) {
+pub(crate) fn fail_all(group: Vec<WriteRequest>, barriers: Vec<BarrierReply>, reason: impl Fn() -> String) {
     for req in group {
         let _ = req.done.send(Err(Error::Poisoned(reason())));
     }
