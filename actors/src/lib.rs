@@ -44,7 +44,10 @@
 //!   update, remove, metadata, keepalive, the first acquire of a key (so
 //!   `if_not_exists` survives a crash) and any acquire that raises the
 //!   fencing reservation.
-//! * Lazy: other acquires, and clearing an expired lease.
+//! * Not written at all: other acquires. The lease lives in the actor until
+//!   the holder's first durable operation stores it, so handing a lease to
+//!   the next waiter never waits for the disk.
+//! * Lazy (written, not synced): clearing an expired lease.
 //!
 //! Leases and staged changes are stored in the metadata, so they survive a
 //! restart: after `kill -9` a holder can keep going (keepalive, update,
@@ -52,9 +55,10 @@
 //! still staged. This matters for lockd clients, which treat
 //! `lease_required` on release as "already released": dropping leases on
 //! restart would let them believe an update was committed when it was lost.
-//! A lease granted lazily just before a crash may be gone afterwards; since
-//! it had staged nothing (staging is durable), nothing is lost but the
-//! lease, and its holder learns so on its next request. Staged data is only
+//! A lease that had not yet done a durable operation may be gone after a
+//! crash; since it had staged nothing (staging is durable), nothing is lost
+//! but the lease, and its holder learns so (`lease_required`) on its next
+//! request. Staged data is only
 //! ever visible to its own transaction, before and after a crash. After a
 //! restart [`Router::sweep`] wakes every key with a stored lease so expiry
 //! timers run again and already expired leases are cleared.

@@ -129,12 +129,12 @@ async fn committed_state_survives_staged_state_stays_private_and_fencing_keeps_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fencing_never_repeats_after_a_crash_even_for_lazy_grants() {
+async fn fencing_never_repeats_after_a_crash_even_for_unwritten_grants() {
     let dir = tempfile::tempdir().expect("tempdir");
     let router = open(dir.path());
     let mut max = 0;
-    // More grants than one reservation block, so both durable and lazy
-    // grants happened before the crash.
+    // More grants than one reservation block, so both durable and
+    // unwritten grants happened before the crash.
     for _ in 0..300 {
         let (_, ok) = router
             .acquire("", "counter", "w", 30, -1, false, None)
@@ -144,22 +144,38 @@ async fn fencing_never_repeats_after_a_crash_even_for_lazy_grants() {
         let p = proof(&ok.lease_id, ok.fencing_token, &ok.txn_id);
         router.release("", "counter", p, false).await.expect("release");
     }
-    let (_, last) = router
+    // Two leases held at the crash: one only granted (never written), one
+    // that made a durable keepalive.
+    let (_, fresh) = router
         .acquire("", "counter", "w", 30, -1, false, None)
         .await
         .expect("acquire");
-    max = max.max(last.fencing_token);
-    let copy = crash(router, dir.path());
-    let router = open(copy.path());
-    router.sweep().await.expect("sweep");
-    // The lease taken just before the crash is still held (30 s TTL).
-    let err = router
-        .acquire("", "counter", "w", 30, -1, false, None)
+    max = max.max(fresh.fencing_token);
+    let (_, kept) = router
+        .acquire("", "kept", "w", 30, -1, false, None)
         .await
-        .expect_err("still held");
-    assert_eq!(err.code, "waiting");
-    let p = proof(&last.lease_id, last.fencing_token, &last.txn_id);
-    router.release("", "counter", p, false).await.expect("release");
+        .expect("acquire");
+    let kept_proof = proof(&kept.lease_id, kept.fencing_token, &kept.txn_id);
+    router
+        .keepalive("", "kept", kept_proof.clone(), 60)
+        .await
+        .expect("keepalive");
+    let copy = crash(router, dir.path());
+
+    let router = open(copy.path());
+    assert_eq!(
+        router.sweep().await.expect("sweep"),
+        1,
+        "only the written lease is stored"
+    );
+    // The unwritten lease is gone: its holder is told so, and the next
+    // token is still above everything handed out before the crash.
+    let fresh_proof = proof(&fresh.lease_id, fresh.fencing_token, &fresh.txn_id);
+    let err = router
+        .update("", "counter", fresh_proof, Bytes::from_static(b"{}"), None, None)
+        .await
+        .expect_err("lease lost");
+    assert_eq!(err.code, "lease_required");
     let (_, after) = router
         .acquire("", "counter", "w", 30, -1, false, None)
         .await
@@ -169,6 +185,17 @@ async fn fencing_never_repeats_after_a_crash_even_for_lazy_grants() {
         "token {} does not exceed {max}",
         after.fencing_token
     );
+    // The written lease survived and its holder carries on.
+    let err = router
+        .acquire("", "kept", "w", 30, -1, false, None)
+        .await
+        .expect_err("still held");
+    assert_eq!(err.code, "waiting");
+    router
+        .keepalive("", "kept", kept_proof.clone(), 30)
+        .await
+        .expect("keepalive after restart");
+    router.release("", "kept", kept_proof, false).await.expect("release");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

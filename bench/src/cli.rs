@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
                   allows.\n\nEach subcommand prints a table to stdout (progress goes to stderr) and can write \
                   the same results as JSON with --json. Numbers only mean something for the disk and \
                   filesystem they ran on: run them where lockd will run.\n\nStart with:\n  \
-                  lockd-bench logstore --quick"
+                  lockd-bench logstore --quick\n  lockd-bench core --quick"
 )]
 pub(crate) struct Cli {
     /// Diagnostics to stderr, as a tracing filter (`warn`, `lockd_logstore=debug`, …).
@@ -35,6 +35,9 @@ pub(crate) enum Command {
     /// Durable puts/s and commit latency of the storage engine, against the raw fdatasync limit of the same disk.
     #[command(long_about = LOGSTORE_ABOUT)]
     Logstore(LogstoreArgs),
+    /// Lease core in-process on disk://: acquire -> update -> release cycles/s, contended hand-off latency,
+    /// memory per lease actor.
+    Core(crate::core::CoreArgs),
 }
 
 const LOGSTORE_ABOUT: &str = "\

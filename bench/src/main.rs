@@ -3,9 +3,11 @@
 //! `lockd-bench logstore` measures the storage engine's durable puts/s and
 //! commit latency next to the raw `pwrite` + `fdatasync` limit of the same
 //! disk, in one run; see `lockd-bench logstore --help` and
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md`. `lockd-bench core` measures the lease core
+//! in-process on `disk://` against the logstore doing the same batches.
 
 mod cli;
+mod core;
 mod engine;
 mod error;
 mod fsinfo;
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         .init();
     let result = match &cli.command {
         Command::Logstore(args) => suite::run(args),
+        Command::Core(args) => core::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

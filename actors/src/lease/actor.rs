@@ -140,9 +140,14 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 let _ = reply.send(Ok(()));
             }
             LeaseMsg::Expire(lease_id) => {
-                let due = st.lease().is_some_and(|l| l.lease_id == lease_id);
-                if due {
-                    st.expire_if_due(now_unix()).await;
+                let now = now_unix();
+                let due = st
+                    .lease()
+                    .is_some_and(|l| l.lease_id == lease_id && rules::expired(l, now));
+                if due && st.waiters.is_empty() {
+                    st.mark_expired().await;
+                } else if due {
+                    st.expire_if_due(now).await;
                 }
             }
             LeaseMsg::WaiterDeadline(id) => st.waiter_deadline(id),
@@ -152,7 +157,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
         if st.lease().is_none() {
             st.hand_off(&myself).await;
         }
-        let idle = st.lease().is_none() && st.waiters.is_empty();
+        let idle = st.lease().is_none_or(|l| rules::expired(l, now_unix())) && st.waiters.is_empty();
         if st.core.finish(&st.ns, &st.key, myself.get_id(), routed, idle) {
             myself.stop(None);
         }
@@ -205,6 +210,16 @@ impl<B: Backend> KeyState<B> {
         }
     }
 
+    /// Updates the cached metadata without writing it: the next write
+    /// carries the change.
+    fn cache(&mut self, mut meta: KeyMeta) {
+        meta.epoch = self.core.epoch.clone();
+        meta.updated_at_unix = now_unix();
+        if let Some(rec) = self.rec.as_mut() {
+            rec.meta = meta;
+        }
+    }
+
     /// Clears the lease (and discards what it staged) if it has expired.
     async fn expire_if_due(&mut self, now: i64) {
         if self.lease().is_some_and(|l| rules::expired(l, now)) {
@@ -214,6 +229,17 @@ impl<B: Backend> KeyState<B> {
             if let Err(e) = self.persist(meta, Vec::new(), drop, Durability::Lazy).await {
                 tracing::warn!(error = %e, "clearing an expired lease failed; it is retried on the next request");
             }
+        }
+    }
+
+    /// The timer found the lease expired and nobody waiting: discard its
+    /// staging but keep the lease record, so its holder's next request is
+    /// told `lease_expired` (and clears it) rather than `lease_required`.
+    async fn mark_expired(&mut self) {
+        let mut meta = self.meta();
+        let drop = discard_staged(&mut meta);
+        if let Err(e) = self.persist(meta, Vec::new(), drop, Durability::Lazy).await {
+            tracing::warn!(error = %e, "discarding an expired lease's staging failed; retried on the next request");
         }
     }
 
@@ -255,9 +281,10 @@ impl<B: Backend> KeyState<B> {
     }
 
     /// Grants a new lease: next fencing token, new lease and (implicit)
-    /// transaction ids. Durable only when the fencing reservation must grow
-    /// or the key is new; otherwise a lost grant costs nothing but a lease
-    /// nobody staged under.
+    /// transaction ids. Written durably only when the key is new or the
+    /// fencing reservation must grow; otherwise not written at all until the
+    /// holder's first durable operation, so a hand-off never waits for the
+    /// disk. A crash before then loses a lease that had staged nothing.
     async fn grant(&mut self, myself: &ActorRef<LeaseMsg>, req: &AcquireReq, now: i64) -> Result<AcquireOk, ApiError> {
         let mut meta = self.meta();
         if meta.epoch != self.core.epoch {
@@ -267,14 +294,10 @@ impl<B: Backend> KeyState<B> {
         }
         let drop = discard_staged(&mut meta);
         let token = meta.fencing + 1;
-        let mut durability = if self.rec.is_none() {
-            Durability::Durable
-        } else {
-            Durability::Lazy
-        };
+        let mut durable = self.rec.is_none();
         if token > meta.fencing_reserved {
             meta.fencing_reserved = token + self.core.cfg.fencing_reserve - 1;
-            durability = Durability::Durable;
+            durable = true;
         }
         let (txn_id, txn_explicit) = match &req.txn_id {
             Some(t) => (t.clone(), true),
@@ -290,7 +313,16 @@ impl<B: Backend> KeyState<B> {
         };
         meta.fencing = token;
         meta.lease = Some(lease.clone());
-        self.persist(meta, Vec::new(), drop, durability).await?;
+        if durable {
+            self.persist(meta, Vec::new(), drop, Durability::Durable).await?;
+        } else if !drop.is_empty() {
+            self.persist(meta, Vec::new(), drop, Durability::Lazy).await?;
+        } else {
+            // Nothing to store yet: the token is covered by the durable
+            // reservation and the lease has staged nothing. The holder's
+            // first durable operation persists the lease with it.
+            self.cache(meta);
+        }
         schedule_expiry(myself, &lease);
         let meta = self.meta();
         Ok(AcquireOk {
