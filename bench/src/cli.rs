@@ -273,7 +273,24 @@ mod tests {
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).expect("parse").command {
             Command::Logstore(a) => a,
+            other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn core_flags_parse_with_defaults() {
+        let Command::Core(c) = Cli::try_parse_from(["lockd-bench", "core", "--concurrency", "2,4"])
+            .expect("parse")
+            .command
+        else {
+            panic!("core subcommand expected")
+        };
+        assert_eq!(c.concurrency, vec![2, 4]);
+        assert_eq!(
+            (c.keys, c.value_size, c.contention_keys, c.contention_workers),
+            (1000, 256, 10, 64)
+        );
+        assert!(Cli::try_parse_from(["lockd-bench", "core", "--keys", "many"]).is_err());
     }
 
     #[test]
