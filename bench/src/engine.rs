@@ -283,51 +283,73 @@ fn join_all(handles: Vec<std::thread::JoinHandle<Result<Histogram<u64>>>>) -> Re
     }
 }
 
-/// One writer task: like [`writer`], with `commit_async`.
-async fn writer_task(store: &LogStore, phase: &AtomicU8, workload: &Workload, seed: u64) -> Result<Histogram<u64>> {
-    let mut hist = stats::new_histogram()?;
-    let mut rng = Rng::new(seed);
-    loop {
-        let p = phase.load(Ordering::Acquire);
+/// The part of a writer's loop that does not care whether the commit is
+/// blocking or async: pick a key, build the batch, account for the result.
+struct WriterLoop<'a> {
+    phase: &'a AtomicU8,
+    workload: &'a Workload,
+    rng: Rng,
+    hist: Histogram<u64>,
+}
+
+impl<'a> WriterLoop<'a> {
+    fn new(phase: &'a AtomicU8, workload: &'a Workload, seed: u64) -> Result<Self> {
+        Ok(WriterLoop {
+            phase,
+            workload,
+            rng: Rng::new(seed),
+            hist: stats::new_histogram()?,
+        })
+    }
+
+    /// The next one-put batch and the phase it starts in; `None` once the
+    /// run is over.
+    fn next(&mut self) -> Option<(u8, Batch)> {
+        let p = self.phase.load(Ordering::Acquire);
         if p == STOP {
-            return Ok(hist);
+            return None;
         }
-        let key = workload.keys[rng.below(workload.keys.len())].clone();
+        let key = self.workload.keys[self.rng.below(self.workload.keys.len())].clone();
         let mut batch = Batch::new();
-        batch.put(key, workload.value.clone());
-        let t = Instant::now();
-        if let Err(e) = store.commit_async(batch).await {
-            phase.store(STOP, Ordering::Release);
+        batch.put(key, self.workload.value.clone());
+        Some((p, batch))
+    }
+
+    /// Records a commit started at `t` in phase `p`; a failure stops every
+    /// writer.
+    fn done(&mut self, p: u8, t: Instant, result: lockd_logstore::Result<u64>) -> Result<()> {
+        if let Err(e) = result {
+            self.phase.store(STOP, Ordering::Release);
             return Err(Error::store("commit", e));
         }
         if p == MEASURE {
-            stats::record(&mut hist, t.elapsed());
+            stats::record(&mut self.hist, t.elapsed());
         }
+        Ok(())
     }
 }
 
-/// One writer thread: commit one-put batches until told to stop; record
-/// the latency of every commit started while measuring.
-fn writer(store: &LogStore, phase: &AtomicU8, workload: &Workload, seed: u64) -> Result<Histogram<u64>> {
-    let mut hist = stats::new_histogram()?;
-    let mut rng = Rng::new(seed);
-    loop {
-        let p = phase.load(Ordering::Acquire);
-        if p == STOP {
-            return Ok(hist);
-        }
-        let key = workload.keys[rng.below(workload.keys.len())].clone();
-        let mut batch = Batch::new();
-        batch.put(key, workload.value.clone());
+/// One writer task: commit one-put batches with `commit_async` until told
+/// to stop; record the latency of every commit started while measuring.
+async fn writer_task(store: &LogStore, phase: &AtomicU8, workload: &Workload, seed: u64) -> Result<Histogram<u64>> {
+    let mut w = WriterLoop::new(phase, workload, seed)?;
+    while let Some((p, batch)) = w.next() {
         let t = Instant::now();
-        if let Err(e) = store.commit(batch) {
-            phase.store(STOP, Ordering::Release);
-            return Err(Error::store("commit", e));
-        }
-        if p == MEASURE {
-            stats::record(&mut hist, t.elapsed());
-        }
+        let r = store.commit_async(batch).await;
+        w.done(p, t, r)?;
     }
+    Ok(w.hist)
+}
+
+/// One writer thread: the same with the blocking `commit`.
+fn writer(store: &LogStore, phase: &AtomicU8, workload: &Workload, seed: u64) -> Result<Histogram<u64>> {
+    let mut w = WriterLoop::new(phase, workload, seed)?;
+    while let Some((p, batch)) = w.next() {
+        let t = Instant::now();
+        let r = store.commit(batch);
+        w.done(p, t, r)?;
+    }
+    Ok(w.hist)
 }
 
 #[cfg(test)]
