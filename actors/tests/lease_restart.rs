@@ -269,3 +269,48 @@ async fn keys_touched_once_leave_no_actor_behind() {
     );
     assert_eq!(router.describe("", "k0").await.expect("describe").version, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_documents_go_through_blob_files_and_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let router = open(dir.path());
+    // 24 MiB of JSON: above the 1 MiB inline limit used here (and above the
+    // logstore's own 16 MiB default), so it is stored as a blob file.
+    let mut body = Vec::with_capacity(24 << 20);
+    body.extend_from_slice(b"{\"blob\":\"");
+    body.resize((24 << 20) - 2, b'z');
+    body.extend_from_slice(b"\"}");
+    let body = Bytes::from(body);
+    let (_, ok) = router
+        .acquire("", "big", "w", 60, -1, false, None)
+        .await
+        .expect("acquire");
+    let p = proof(&ok.lease_id, ok.fencing_token, &ok.txn_id);
+    let staged = router
+        .update("", "big", p.clone(), body.clone(), None, None)
+        .await
+        .expect("update");
+    assert_eq!(staged.bytes, body.len() as u64);
+    assert_eq!(
+        router.get("", "big", None).await.expect("get"),
+        None,
+        "staged blob is private"
+    );
+    router.release("", "big", p, false).await.expect("commit");
+    let blobs = std::fs::read_dir(dir.path())
+        .expect("read_dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "blob"))
+        })
+        .count();
+    assert_eq!(blobs, 1, "the document lives in one blob file");
+    let copy = crash(router, dir.path());
+    let router = open(copy.path());
+    let doc = router.get("", "big", None).await.expect("get").expect("committed");
+    assert_eq!(
+        (doc.body.len(), doc.etag.as_str()),
+        (body.len(), staged.new_state_etag.as_str())
+    );
+    assert!(doc.body == body, "bytes round-trip");
+}

@@ -53,6 +53,11 @@ pub(crate) struct KeyState<B: Backend> {
     rec: Option<MetaRecord>,
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
+    /// The pending expiry timer of the current lease. Aborted when the
+    /// lease goes away, so released leases leave no sleeping task behind
+    /// (one per grant for a whole TTL would add up to hundreds of
+    /// thousands at full load).
+    expiry: Option<tokio::task::JoinHandle<Result<(), ractor::MessagingErr<LeaseMsg>>>>,
 }
 
 impl<B: Backend> Actor for LeaseActor<B> {
@@ -66,17 +71,17 @@ impl<B: Backend> Actor for LeaseActor<B> {
         args: LeaseArgs<B>,
     ) -> Result<KeyState<B>, ActorProcessingErr> {
         let rec = args.core.backend.load_meta(&args.ns, &args.key).await?;
-        if let Some(lease) = rec.as_ref().and_then(|r| r.meta.lease.as_ref()) {
-            schedule_expiry(&myself, lease);
-        }
-        Ok(KeyState {
+        let mut st = KeyState {
             core: args.core,
             ns: args.ns,
             key: args.key,
             rec,
             waiters: VecDeque::new(),
             next_waiter: 0,
-        })
+            expiry: None,
+        };
+        st.arm_expiry(&myself);
+        Ok(st)
     }
 
     async fn handle(
@@ -157,22 +162,41 @@ impl<B: Backend> Actor for LeaseActor<B> {
         if st.lease().is_none() {
             st.hand_off(&myself).await;
         }
+        if st.lease().is_none() {
+            st.disarm_expiry();
+        }
         let idle = st.lease().is_none_or(|l| rules::expired(l, now_unix())) && st.waiters.is_empty();
         if st.core.finish(&st.ns, &st.key, myself.get_id(), routed, idle) {
+            st.disarm_expiry();
             myself.stop(None);
         }
         Ok(())
     }
-}
 
-fn schedule_expiry(myself: &ActorRef<LeaseMsg>, lease: &Lease) {
-    let at = UNIX_EPOCH + Duration::from_secs(lease.expires_at_unix.max(0) as u64);
-    let delay = at.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(5);
-    let id = lease.lease_id.clone();
-    myself.send_after(delay, move || LeaseMsg::Expire(id));
+    async fn post_stop(&self, _myself: ActorRef<LeaseMsg>, st: &mut KeyState<B>) -> Result<(), ActorProcessingErr> {
+        st.disarm_expiry();
+        Ok(())
+    }
 }
 
 impl<B: Backend> KeyState<B> {
+    /// (Re)starts the expiry timer for the current lease, replacing any
+    /// earlier one.
+    fn arm_expiry(&mut self, myself: &ActorRef<LeaseMsg>) {
+        self.disarm_expiry();
+        let Some(lease) = self.lease() else { return };
+        let at = UNIX_EPOCH + Duration::from_secs(lease.expires_at_unix.max(0) as u64);
+        let delay = at.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(5);
+        let id = lease.lease_id.clone();
+        self.expiry = Some(myself.send_after(delay, move || LeaseMsg::Expire(id)));
+    }
+
+    fn disarm_expiry(&mut self) {
+        if let Some(timer) = self.expiry.take() {
+            timer.abort();
+        }
+    }
+
     fn meta(&self) -> KeyMeta {
         self.rec.as_ref().map(|r| r.meta.clone()).unwrap_or_default()
     }
@@ -323,7 +347,7 @@ impl<B: Backend> KeyState<B> {
             // first durable operation persists the lease with it.
             self.cache(meta);
         }
-        schedule_expiry(myself, &lease);
+        self.arm_expiry(myself);
         let meta = self.meta();
         Ok(AcquireOk {
             key: req.key_display.clone(),
@@ -395,9 +419,7 @@ impl<B: Backend> KeyState<B> {
             l.expires_at_unix = expires;
         }
         self.persist(meta, Vec::new(), Vec::new(), Durability::Durable).await?;
-        if let Some(l) = self.lease() {
-            schedule_expiry(myself, l);
-        }
+        self.arm_expiry(myself);
         Ok(expires)
     }
 
