@@ -220,3 +220,56 @@ async fn blocked_acquirers_are_served_in_arrival_order_and_quitters_never_get_th
         "no token was burned on the waiter that left: {granted:?}"
     );
 }
+
+/// A grant inside the fencing reservation is only cached in the actor. If
+/// the actor retired with it unwritten (a request arriving after the lease
+/// expired but before the expiry timer ran), the reloaded record would
+/// carry the older counter under this run's epoch, and the next acquire
+/// would repeat a token. Requests are aimed at that window on several keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_never_retires_with_an_unwritten_grant() {
+    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
+    let mut tasks = Vec::new();
+    for k in 0..8 {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("edge{k}");
+            // First acquire is written (new key); release; the second grant
+            // is cached only.
+            let (_, a) = router
+                .acquire("", &key, "w", 30, -1, false, None)
+                .await
+                .expect("acquire");
+            router
+                .release("", &key, proof(&a.lease_id, a.fencing_token, &a.txn_id), false)
+                .await
+                .expect("release");
+            let (_, b) = router
+                .acquire("", &key, "w", 1, -1, false, None)
+                .await
+                .expect("acquire");
+            // Sleep until just past the expiry second, before the timer fires.
+            let at = std::time::UNIX_EPOCH
+                + Duration::from_secs(b.expires_at_unix as u64)
+                + Duration::from_micros(500 + k * 400);
+            if let Ok(wait) = at.duration_since(std::time::SystemTime::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            router.describe("", &key).await.expect("describe");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (_, c) = router
+                .acquire("", &key, "w", 30, -1, false, None)
+                .await
+                .expect("acquire");
+            assert!(
+                c.fencing_token > b.fencing_token,
+                "{key}: token {} repeated after {}",
+                c.fencing_token,
+                b.fencing_token
+            );
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+}

@@ -58,6 +58,11 @@ pub(crate) struct KeyState<B: Backend> {
     /// (one per grant for a whole TTL would add up to hundreds of
     /// thousands at full load).
     expiry: Option<tokio::task::JoinHandle<Result<(), ractor::MessagingErr<LeaseMsg>>>>,
+    /// The cached metadata has changes (an unwritten grant) that the store
+    /// does not have yet. The actor may not retire before writing them: a
+    /// reloaded record would carry an older fencing counter under this
+    /// run's epoch, and a token could be handed out twice.
+    dirty: bool,
 }
 
 impl<B: Backend> Actor for LeaseActor<B> {
@@ -79,6 +84,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
             waiters: VecDeque::new(),
             next_waiter: 0,
             expiry: None,
+            dirty: false,
         };
         st.arm_expiry(&myself);
         Ok(st)
@@ -165,7 +171,11 @@ impl<B: Backend> Actor for LeaseActor<B> {
         if st.lease().is_none() {
             st.disarm_expiry();
         }
-        let idle = st.lease().is_none_or(|l| rules::expired(l, now_unix())) && st.waiters.is_empty();
+        let mut idle = st.lease().is_none_or(|l| rules::expired(l, now_unix())) && st.waiters.is_empty();
+        if idle && st.dirty {
+            st.flush().await;
+            idle = !st.dirty;
+        }
         if st.core.finish(&st.ns, &st.key, myself.get_id(), routed, idle) {
             st.disarm_expiry();
             myself.stop(None);
@@ -225,6 +235,7 @@ impl<B: Backend> KeyState<B> {
         match self.core.backend.write(&self.ns, &self.key, expect.as_ref(), set).await {
             Ok(rev) => {
                 self.rec = Some(MetaRecord { meta, rev });
+                self.dirty = false;
                 Ok(())
             }
             Err(e) => {
@@ -241,6 +252,16 @@ impl<B: Backend> KeyState<B> {
         meta.updated_at_unix = now_unix();
         if let Some(rec) = self.rec.as_mut() {
             rec.meta = meta;
+            self.dirty = true;
+        }
+    }
+
+    /// Writes cached-only changes (lazily: the fencing reservation already
+    /// covers a crash) so the actor can retire without losing them.
+    async fn flush(&mut self) {
+        let meta = self.meta();
+        if let Err(e) = self.persist(meta, Vec::new(), Vec::new(), Durability::Lazy).await {
+            tracing::warn!(error = %e, "writing cached lease state failed; the actor stays resident");
         }
     }
 
