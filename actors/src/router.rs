@@ -70,6 +70,8 @@ impl LeaseConfig {
         match block_seconds {
             -1 => Block::NoWait,
             0 => Block::Forever,
+            // Beyond a year is as good as forever, and keeps deadlines representable.
+            n if n > 365 * 24 * 3600 => Block::Forever,
             n if n > 0 => Block::For(Duration::from_secs(n as u64)),
             _ => Block::For(self.acquire_block),
         }

@@ -273,3 +273,81 @@ async fn an_actor_never_retires_with_an_unwritten_grant() {
         t.await.expect("task");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_block_seconds_waits_instead_of_killing_the_actor() {
+    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
+    let (_, a) = router
+        .acquire("", "k", "a", 30, -1, false, None)
+        .await
+        .expect("acquire");
+    // Held by a cached (unwritten) grant after one release, the case where
+    // losing the actor would lose the lease.
+    router
+        .release("", "k", proof(&a.lease_id, a.fencing_token, &a.txn_id), false)
+        .await
+        .expect("release");
+    let (_, b) = router
+        .acquire("", "k", "b", 30, -1, false, None)
+        .await
+        .expect("acquire");
+    let waiter = {
+        let router = router.clone();
+        tokio::spawn(async move { router.acquire("", "k", "c", 30, i64::MAX, false, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = router
+        .acquire("", "k", "d", 30, -1, false, None)
+        .await
+        .expect_err("still held by b");
+    assert_eq!(err.code, "waiting", "the actor survived and b still holds the lease");
+    router
+        .release("", "k", proof(&b.lease_id, b.fencing_token, &b.txn_id), false)
+        .await
+        .expect("release");
+    let (_, c) = waiter.await.expect("join").expect("the patient waiter gets the lease");
+    assert_eq!(c.fencing_token, b.fencing_token + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_from_an_earlier_run_continues_above_its_reservation() {
+    use lockd_actors::meta::{KeyMeta, Lease};
+    use lockd_actors::{Backend, Durability, WriteSet};
+    // What an earlier run left on disk after a power loss: an expired lease
+    // with token 5, tokens up to 260 reserved (some of them handed out but
+    // never written).
+    let backend = Arc::new(MemBackend::new());
+    let meta = KeyMeta {
+        fencing: 5,
+        fencing_reserved: 260,
+        epoch: "an-earlier-run".into(),
+        lease: Some(Lease {
+            lease_id: "c0000000000000000000".into(),
+            owner: "gone".into(),
+            expires_at_unix: now_unix() - 10,
+            fencing_token: 5,
+            txn_id: "c0000000000000000010".into(),
+            txn_explicit: false,
+        }),
+        ..KeyMeta::default()
+    };
+    let set = WriteSet {
+        meta,
+        put_docs: Vec::new(),
+        delete_docs: Vec::new(),
+        durability: Durability::Durable,
+    };
+    backend.write("default", "k", None, set).await.expect("seed");
+    let router = Router::new(backend, LeaseConfig::default());
+    // The acquire first clears the expired lease (a write under this run's
+    // epoch), then grants: the token must still clear the reservation.
+    let (_, ok) = router
+        .acquire("", "k", "w", 30, -1, false, None)
+        .await
+        .expect("acquire");
+    assert!(
+        ok.fencing_token > 260,
+        "token {} could repeat one handed out before the crash",
+        ok.fencing_token
+    );
+}

@@ -109,6 +109,13 @@ pub(crate) fn compact(shared: &Shared, writer: &Sender<Msg>, force: bool) -> Res
         }
     }
     let outputs = out.finish()?;
+    // The liveness checks above used the index, which also holds applied
+    // but not yet synced writes. Make those durable before the inputs stop
+    // being part of the log, or a crash could lose both the dropped durable
+    // version and its unsynced successor.
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    writer.send(Msg::Barrier(tx)).map_err(|_| Error::Closed)?;
+    rx.recv().map_err(|_| Error::Closed)??;
     swap(shared, writer, inputs, outputs, moves)?;
     tracing::info!(
         inputs = k,
@@ -143,9 +150,10 @@ fn swap(
         let old = next.snapshot.take();
         next.next_id = shared.next_id.load(Ordering::Relaxed);
         if let Err(e) = next.store(&shared.dir) {
-            for (s, _) in &outputs {
-                let _ = std::fs::remove_file(&s.path);
-            }
+            // The rename may or may not have happened, so the manifest on
+            // disk may name the outputs: keep every file and stop writing;
+            // the next open sorts out which ones are referenced.
+            shared.poison(format!("compaction manifest swap failed: {e}"));
             return Err(e);
         }
         *m = next;

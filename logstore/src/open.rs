@@ -93,10 +93,20 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Writer> {
     };
 
     remove_unreferenced(dir, &manifest, &index)?;
+    // A process killed before an fdatasync leaves written-but-unsynced
+    // batches that replay just fine; make them durable before anything
+    // (a checkpoint, a sealed length) is built on top of them.
+    let active_file = &segments[&active.id];
+    active_file
+        .file()
+        .sync_data()
+        .map_err(|e| Error::io("fdatasync", &active_file.path, e))?;
+    // Files written after the manifest last recorded `next-id` (blobs,
+    // checkpoints) must never have their ids handed out again.
+    let next_id = manifest.next_id.max(highest_file_id(dir)? + 1);
 
     let sink = choose_sink(dir, opts.io)?;
     tracing::info!(dir = %dir.display(), io = %sink.path(), keys = index.len(), segments = manifest.segments.len(), "logstore open");
-    let next_id = manifest.next_id;
     let active_seg = Arc::clone(&segments[&active.id]);
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
@@ -216,6 +226,19 @@ fn clear_tail(seg: &SegmentFile, bytes: &[u8], valid_end: u64) -> Result<()> {
             .map_err(|e| Error::io("zero torn tail", &seg.path, e))?;
     }
     seg.file().sync_data().map_err(|e| Error::io("fdatasync", &seg.path, e))
+}
+
+fn highest_file_id(dir: &Path) -> Result<u64> {
+    Ok(list(dir)?
+        .iter()
+        .filter_map(|n| {
+            segment::parse_name(n)
+                .map(u64::from)
+                .or_else(|| blob::parse_name(n))
+                .or_else(|| checkpoint::parse_name(n).map(u64::from))
+        })
+        .max()
+        .unwrap_or(0))
 }
 
 fn list(dir: &Path) -> Result<Vec<String>> {

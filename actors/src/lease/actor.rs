@@ -75,7 +75,16 @@ impl<B: Backend> Actor for LeaseActor<B> {
         myself: ActorRef<LeaseMsg>,
         args: LeaseArgs<B>,
     ) -> Result<KeyState<B>, ActorProcessingErr> {
-        let rec = args.core.backend.load_meta(&args.ns, &args.key).await?;
+        let mut rec = args.core.backend.load_meta(&args.ns, &args.key).await?;
+        if let Some(r) = rec.as_mut() {
+            if r.meta.epoch != args.core.epoch {
+                // Written by an earlier run, which may have crashed after
+                // handing out tokens it never persisted: continue above the
+                // durable reservation. Done at load, before any write of
+                // this run stamps the new epoch on the stale counter.
+                r.meta.fencing = r.meta.fencing.max(r.meta.fencing_reserved);
+            }
+        }
         let mut st = KeyState {
             core: args.core,
             ns: args.ns,
@@ -152,13 +161,17 @@ impl<B: Backend> Actor for LeaseActor<B> {
             }
             LeaseMsg::Expire(lease_id) => {
                 let now = now_unix();
-                let due = st
-                    .lease()
-                    .is_some_and(|l| l.lease_id == lease_id && rules::expired(l, now));
+                let ours = st.lease().is_some_and(|l| l.lease_id == lease_id);
+                let due = ours && st.lease().is_some_and(|l| rules::expired(l, now));
                 if due && st.waiters.is_empty() {
                     st.mark_expired().await;
                 } else if due {
                     st.expire_if_due(now).await;
+                }
+                if ours && st.lease().is_some_and(|l| !rules::expired(l, now_unix())) {
+                    // Fired early (clock slew) or the clearing write failed:
+                    // try again, or parked waiters would wait forever.
+                    st.arm_expiry(&myself);
                 }
             }
             LeaseMsg::WaiterDeadline(id) => st.waiter_deadline(id),
@@ -308,7 +321,8 @@ impl<B: Backend> KeyState<B> {
                 return;
             }
             Block::Forever => None,
-            Block::For(d) => Some(Instant::now() + d),
+            // A deadline too far to represent is no deadline at all.
+            Block::For(d) => Instant::now().checked_add(d),
         };
         let id = self.next_waiter;
         self.next_waiter += 1;
@@ -332,11 +346,6 @@ impl<B: Backend> KeyState<B> {
     /// disk. A crash before then loses a lease that had staged nothing.
     async fn grant(&mut self, myself: &ActorRef<LeaseMsg>, req: &AcquireReq, now: i64) -> Result<AcquireOk, ApiError> {
         let mut meta = self.meta();
-        if meta.epoch != self.core.epoch {
-            // Written by an earlier run that may have crashed after handing
-            // out tokens it never persisted: continue above the reservation.
-            meta.fencing = meta.fencing.max(meta.fencing_reserved);
-        }
         let drop = discard_staged(&mut meta);
         let token = meta.fencing + 1;
         let mut durable = self.rec.is_none();

@@ -164,6 +164,14 @@ impl Writer {
         let slices: Vec<&[u8]> = group.iter().map(|r| &r.buf[..]).collect();
         let sync = durable && (self.unsynced || !group.is_empty());
         if let Err(e) = self.sink.write(self.active.file(), self.pos, &slices, sync) {
+            if self.sink.path() == io::IoPath::Uring {
+                // A failed ring submission may leave writes in flight that
+                // still read these buffers: never free them (this path
+                // poisons the store, so it happens at most once).
+                for req in &mut group {
+                    std::mem::forget(std::mem::take(&mut req.buf));
+                }
+            }
             let msg = format!("{} at offset {}: {e}", self.active.path.display(), self.pos);
             self.shared.poison(msg.clone());
             fail_all(group, barriers, || msg.clone());
