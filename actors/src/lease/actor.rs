@@ -63,6 +63,8 @@ pub(crate) struct KeyState<B: Backend> {
     /// reloaded record would carry an older fencing counter under this
     /// run's epoch, and a token could be handed out twice.
     dirty: bool,
+    /// Whether `rec` has been read from the backend yet.
+    loaded: bool,
 }
 
 impl<B: Backend> Actor for LeaseActor<B> {
@@ -70,33 +72,26 @@ impl<B: Backend> Actor for LeaseActor<B> {
     type State = KeyState<B>;
     type Arguments = LeaseArgs<B>;
 
+    /// Loads nothing: the spawner registers the actor only after this
+    /// returns, and a predecessor for the same key may still be finishing
+    /// its last write until then. The metadata is read when the first
+    /// message arrives, which is always after registration.
     async fn pre_start(
         &self,
-        myself: ActorRef<LeaseMsg>,
+        _myself: ActorRef<LeaseMsg>,
         args: LeaseArgs<B>,
     ) -> Result<KeyState<B>, ActorProcessingErr> {
-        let mut rec = args.core.backend.load_meta(&args.ns, &args.key).await?;
-        if let Some(r) = rec.as_mut() {
-            if r.meta.epoch != args.core.epoch {
-                // Written by an earlier run, which may have crashed after
-                // handing out tokens it never persisted: continue above the
-                // durable reservation. Done at load, before any write of
-                // this run stamps the new epoch on the stale counter.
-                r.meta.fencing = r.meta.fencing.max(r.meta.fencing_reserved);
-            }
-        }
-        let mut st = KeyState {
+        Ok(KeyState {
             core: args.core,
             ns: args.ns,
             key: args.key,
-            rec,
+            rec: None,
+            loaded: false,
             waiters: VecDeque::new(),
             next_waiter: 0,
             expiry: None,
             dirty: false,
-        };
-        st.arm_expiry(&myself);
-        Ok(st)
+        })
     }
 
     async fn handle(
@@ -106,6 +101,16 @@ impl<B: Backend> Actor for LeaseActor<B> {
         st: &mut KeyState<B>,
     ) -> Result<(), ActorProcessingErr> {
         let routed = !matches!(msg, LeaseMsg::Expire(_) | LeaseMsg::WaiterDeadline(_));
+        if !st.loaded {
+            if let Err(e) = st.load(&myself).await {
+                refuse(msg, e);
+                // Retire so the next request starts over with a fresh load.
+                if st.core.finish(&st.ns, &st.key, myself.get_id(), routed, true) {
+                    myself.stop(None);
+                }
+                return Ok(());
+            }
+        }
         match msg {
             LeaseMsg::Acquire(req, reply) => st.acquire(&myself, req, reply).await,
             LeaseMsg::Keepalive {
@@ -202,7 +207,46 @@ impl<B: Backend> Actor for LeaseActor<B> {
     }
 }
 
+/// Answers a message that cannot be served with `err`.
+fn refuse(msg: LeaseMsg, err: ApiError) {
+    let _ = match msg {
+        LeaseMsg::Acquire(_, reply) => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Keepalive { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Release { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Get { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Update { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Remove { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Describe(reply) => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Metadata { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Touch(reply) => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Expire(_) | LeaseMsg::WaiterDeadline(_) => Ok(()),
+    };
+}
+
 impl<B: Backend> KeyState<B> {
+    /// Reads the key's metadata (once, on the first message).
+    async fn load(&mut self, myself: &ActorRef<LeaseMsg>) -> Result<(), ApiError> {
+        let mut rec = self
+            .core
+            .backend
+            .load_meta(&self.ns, &self.key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(r) = rec.as_mut() {
+            if r.meta.epoch != self.core.epoch {
+                // Written by an earlier run, which may have crashed after
+                // handing out tokens it never persisted: continue above the
+                // durable reservation. Done at load, before any write of
+                // this run stamps the new epoch on the stale counter.
+                r.meta.fencing = r.meta.fencing.max(r.meta.fencing_reserved);
+            }
+        }
+        self.rec = rec;
+        self.loaded = true;
+        self.arm_expiry(myself);
+        Ok(())
+    }
+
     /// (Re)starts the expiry timer for the current lease, replacing any
     /// earlier one.
     fn arm_expiry(&mut self, myself: &ActorRef<LeaseMsg>) {
