@@ -170,11 +170,7 @@ fn checkpoint_bounds_replay_and_matches_full_replay() {
     assert!(!m.contains("snapshot none"), "manifest names the checkpoint:\n{m}");
     // The directory lock belongs to the leaked handle of this process; a
     // copy of the directory stands in for the restarted process.
-    let copy = tempfile::tempdir().expect("tempdir");
-    for e in std::fs::read_dir(dir.path()).expect("read_dir") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), copy.path().join(e.file_name())).expect("copy");
-    }
+    let copy = copy_store(dir.path());
     let store = LogStore::open(copy.path(), small_opts(IoMode::Sync)).expect("reopen");
     assert_eq!(value(&store, "k0"), None);
     for i in 1..40 {

@@ -209,13 +209,7 @@ fn blob_ids_are_not_reused_after_a_crash() {
     }
     // Crash: the manifest's next-id predates these blob files.
     std::mem::forget(store);
-    let copy = tempfile::tempdir().expect("tempdir");
-    for e in std::fs::read_dir(dir.path()).expect("read_dir") {
-        let e = e.expect("entry");
-        if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).expect("copy");
-        }
-    }
+    let copy = copy_store(dir.path());
     let store = LogStore::open(copy.path(), small_opts(IoMode::Sync)).expect("reopen");
     let blob = store
         .write_blob(&mut Pattern::new(1000, 9), 1000)

@@ -79,13 +79,7 @@ fn assert_matches(store: &LogStore, model: &BTreeMap<String, Vec<u8>>) {
 /// a copy of the directory, since the leaked handle keeps its lock.
 fn crash(store: LogStore, dir: tempfile::TempDir) -> (LogStore, tempfile::TempDir) {
     std::mem::forget(store);
-    let copy = tempfile::tempdir().expect("tempdir");
-    for e in std::fs::read_dir(dir.path()).expect("read_dir") {
-        let e = e.expect("entry");
-        if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).expect("copy");
-        }
-    }
+    let copy = copy_store(dir.path());
     // The leaked handle's idle threads do not mind its directory going away.
     drop(dir);
     let store = LogStore::open(copy.path(), small_opts(IoMode::Sync)).expect("reopen after crash");

@@ -34,13 +34,7 @@ fn flip(path: &std::path::Path, offset: u64) {
 /// Opens a copy of `dir`: the leaked handle above still holds the original's
 /// lock, as a crashed process would not.
 fn reopen(dir: &std::path::Path) -> (tempfile::TempDir, lockd_logstore::Result<LogStore>) {
-    let copy = tempfile::tempdir().expect("tempdir");
-    for e in std::fs::read_dir(dir).expect("read_dir") {
-        let e = e.expect("entry");
-        if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).expect("copy");
-        }
-    }
+    let copy = copy_store(dir);
     let r = LogStore::open(copy.path(), small_opts(IoMode::Sync));
     (copy, r)
 }
@@ -55,13 +49,7 @@ fn torn_tail_at_every_cut_point_of_the_last_batch() {
     // header 20 + "last" + "29" = 57 bytes. Every cut inside it drops it whole.
     let last_batch = (20 + 3 + 8) + (20 + 4 + 2);
     for cut in end - last_batch + 1..end {
-        let work = tempfile::tempdir().expect("tempdir");
-        for e in std::fs::read_dir(dir.path()).expect("read_dir") {
-            let e = e.expect("entry");
-            if e.file_name() != "LOCK" {
-                std::fs::copy(e.path(), work.path().join(e.file_name())).expect("copy");
-            }
-        }
+        let work = copy_store(dir.path());
         let seg = work.path().join(active.file_name().expect("name"));
         let f = std::fs::OpenOptions::new().write(true).open(&seg).expect("open");
         f.write_all_at(&vec![0u8; end - cut], cut as u64).expect("zero tail");

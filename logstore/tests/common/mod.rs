@@ -95,3 +95,17 @@ pub fn data_end(path: &Path) -> usize {
     let bytes = std::fs::read(path).expect("read");
     bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1)
 }
+
+/// What a restarted process finds after a crash: a copy of the store
+/// directory without its lock file (a leaked handle in this process still
+/// holds the original's lock; a killed process would not).
+pub fn copy_store(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), copy.path().join(e.file_name())).expect("copy");
+        }
+    }
+    copy
+}
