@@ -1,11 +1,11 @@
 //! The network edge of lockd-rs.
 //!
-//! It turns HTTP requests (HTTP/1.1 and HTTP/2, TCP or Unix sockets, TLS
-//! with client certificates) into messages for the actors and their replies
-//! back into lockd v0.9 wire responses. It also ships the Rust client SDK,
-//! so that the server and its clients share one definition of the wire
-//! types.
-//!
-//! The front-end arrives with Foundation 3/5; until then the crate is empty
-//! on purpose, so that the dependency graph of the workspace is already
-//! final.
+//! [`server`] turns HTTP requests (HTTP/1.1 and HTTP/2, TCP or Unix
+//! sockets) into messages for the lease actors of `lockd-actors` and their
+//! replies back into lockd v0.9 wire responses; it holds no domain logic of
+//! its own. [`client`] is the Rust SDK. Both share [`wire`], so the server
+//! and its clients agree on one definition of every body and header.
+
+pub mod client;
+pub mod server;
+pub mod wire;

@@ -1,0 +1,175 @@
+//! The HTTP server: lockd v0.9's lease and state routes over HTTP/1.1 and
+//! HTTP/2 (h2c prior knowledge), on TCP or a Unix-domain socket.
+//!
+//! Each connection is a hyper task; each request is parsed and validated
+//! here and then becomes one message to the key's lease actor through the
+//! [`Router`]. Nothing in this module decides lease semantics.
+//!
+//! Back-pressure lives at this door: actor mailboxes are unbounded, so the
+//! number of requests in flight is capped ([`ServerConfig::max_in_flight`])
+//! and the excess is answered `429 throttled` with `Retry-After` instead of
+//! queueing without bound.
+
+mod body;
+mod json;
+mod lease_routes;
+mod listen;
+mod params;
+mod respond;
+mod service;
+mod state_routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use lockd_actors::{Backend, Router};
+
+pub use listen::{ListenSpec, Listener, TcpFamily};
+
+/// Front-end settings (lockd's flag defaults).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body (`--json-max`, 100 MiB); larger ones get `400 invalid_body`.
+    pub json_max: u64,
+    /// Bodies above this spill to a temporary file (`--payload-spool-mem`, 4 MiB).
+    pub payload_spool_mem: u64,
+    /// Accept HTTP/2 with prior knowledge on plain connections.
+    pub h2c: bool,
+    /// `--http2-max-concurrent-streams` (1024).
+    pub http2_max_concurrent_streams: u32,
+    /// Requests in flight beyond this are answered `429 throttled`.
+    pub max_in_flight: usize,
+    /// How long shutdown waits for in-flight requests before closing connections.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            json_max: 100 * 1024 * 1024,
+            payload_spool_mem: 4 * 1024 * 1024,
+            h2c: true,
+            http2_max_concurrent_streams: 1024,
+            max_in_flight: 4096,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// `--listen` is not an address we can parse or resolve.
+    #[error("invalid listen address {addr:?}: {reason}")]
+    BadListen {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address or socket path.
+        addr: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
+
+/// Resolves on SIGTERM or SIGINT: the signals that start a graceful shutdown.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+/// Serves `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests finish (up to [`ServerConfig::shutdown_timeout`]) and
+/// returns. Flushing storage is the caller's last step.
+pub async fn serve<B: Backend>(
+    listener: Listener,
+    router: Router<B>,
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NetError> {
+    let shutdown_timeout = cfg.shutdown_timeout;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams);
+    let builder = if cfg.h2c { builder } else { builder.http1_only() };
+    let app = Arc::new(service::App::new(router, cfg));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => break,
+        };
+        match accepted {
+            Ok(listen::Accepted::Tcp(s)) => spawn_conn(&builder, &graceful, &app, s),
+            Ok(listen::Accepted::Unix(s)) => spawn_conn(&builder, &graceful, &app, s),
+            Err(e) => {
+                // Out of descriptors or a connection reset before accept:
+                // back off briefly instead of spinning, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; waiting for in-flight requests");
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_ms = shutdown_timeout.as_millis() as u64,
+            "in-flight requests did not finish in time; closing their connections"
+        );
+    }
+    Ok(())
+}
+
+fn spawn_conn<B, IO>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    app: &Arc<service::App<B>>,
+    io: IO,
+) where
+    B: Backend,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let app = app.clone();
+    let svc = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(service::handle(app, req).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
+}

@@ -1,0 +1,144 @@
+//! In-process smoke test of the server over a real TCP socket: one lease
+//! cycle, raw HTTP/1.1, checking the exact wire shapes lockd clients read.
+
+use std::sync::Arc;
+
+use lockd_actors::{LeaseConfig, MemBackend, Router};
+use lockd_net::server::{serve, ListenSpec, Listener, ServerConfig, TcpFamily};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn send(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8(raw).expect("utf8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn field<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    &json[name]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_cycle_over_http() {
+    let listener = Listener::bind(&ListenSpec::Tcp {
+        addr: "127.0.0.1:0".to_string(),
+        family: TcpFamily::V4,
+    })
+    .await
+    .expect("bind");
+    let addr = listener.local_addr();
+    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router, ServerConfig::default(), async move {
+        let _ = stopped.await;
+    }));
+
+    let r = send(&addr, "GET", "/healthz", &[], "").await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""));
+    let r = send(&addr, "GET", "/v1/acquire/", &[], "").await;
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found\n"));
+
+    let r = send(
+        &addr,
+        "POST",
+        "/v1/acquire",
+        &[("X-Correlation-Id", "c-1")],
+        r#"{"key":"Orders","owner":"w1","ttl_seconds":30}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.ends_with("}\n"));
+    let lease: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(field(&lease, "key"), "Orders");
+    assert_eq!(field(&lease, "namespace"), "default");
+    assert_eq!(field(&lease, "fencing_token"), 1);
+    assert_eq!(field(&lease, "version"), 0);
+    assert_eq!(field(&lease, "correlation_id"), "c-1");
+    assert_eq!(r.header("x-fencing-token"), Some("1"));
+    assert_eq!(r.header("x-key-version"), Some("0"));
+    assert_eq!(r.header("x-correlation-id"), Some("c-1"));
+    let lease_id = lease["lease_id"].as_str().expect("lease id").to_string();
+    let txn_id = lease["txn_id"].as_str().expect("txn id").to_string();
+    let guard = [
+        ("X-Lease-ID", lease_id.as_str()),
+        ("X-Txn-ID", txn_id.as_str()),
+        ("X-Fencing-Token", "1"),
+    ];
+
+    let r = send(&addr, "POST", "/v1/update?key=orders", &guard, "{ \"n\" : 1 }").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let up: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(field(&up, "new_version"), 1);
+    assert_eq!(field(&up, "bytes"), 7);
+    assert_eq!(field(&up, "metadata"), &serde_json::json!({}));
+    let etag = up["new_state_etag"].as_str().expect("etag").to_string();
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+
+    let r = send(&addr, "POST", "/v1/get?key=orders", &guard, "").await;
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"n":1}"#));
+    assert_eq!(r.header("x-key-version"), Some("1"));
+    let r = send(&addr, "POST", "/v1/get?key=orders&public=1", &[], "").await;
+    assert_eq!(r.status, 204, "staged state is not public");
+
+    let body = format!(r#"{{"key":"orders","lease_id":"{lease_id}","txn_id":"{txn_id}"}}"#);
+    let r = send(&addr, "POST", "/v1/release", &[("X-Fencing-Token", "1")], &body).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "{\"released\":true}\n"));
+    let r = send(&addr, "POST", "/v1/get?key=orders&public=yes", &[], "").await;
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"n":1}"#));
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+
+    let r = send(&addr, "GET", "/v1/describe?key=orders", &[], "").await;
+    let d: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(
+        d,
+        serde_json::json!({"namespace":"default","key":"orders","version":1,"state_etag":etag,"updated_at_unix":d["updated_at_unix"],"metadata":{}})
+    );
+
+    let r = send(&addr, "POST", "/v1/acquire", &[], r#"{"owner":"w1","bogus":1}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.starts_with(r#"{"error":"invalid_body""#), "{}", r.body);
+
+    stop.send(()).expect("stop");
+    server.await.expect("join").expect("serve");
+}
