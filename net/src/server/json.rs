@@ -12,7 +12,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 /// Decodes exactly one JSON value of type `T`: unknown fields are rejected
 /// by `T`'s `deny_unknown_fields`, trailing data here. `allow_empty` treats
 /// an empty (or all-whitespace) body as `{}`.
-pub(crate) fn decode_strict<T: DeserializeOwned + Default>(input: &[u8], allow_empty: bool) -> Result<T, String> {
+pub fn decode_strict<T: DeserializeOwned + Default>(input: &[u8], allow_empty: bool) -> Result<T, String> {
     if input.iter().all(|b| is_ws(*b)) {
         return if allow_empty {
             Ok(T::default())
@@ -28,7 +28,7 @@ pub(crate) fn decode_strict<T: DeserializeOwned + Default>(input: &[u8], allow_e
 
 /// Validates `buf` as one JSON value (UTF-8, any type, nothing after it) and
 /// compacts it in place. Returns the compacted length.
-pub(crate) fn compact_in_place(buf: &mut [u8]) -> Result<usize, String> {
+pub fn compact_in_place(buf: &mut [u8]) -> Result<usize, String> {
     if buf.iter().all(|b| is_ws(*b)) {
         return Err("json: invalid input (empty document)".to_string());
     }

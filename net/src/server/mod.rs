@@ -11,13 +11,14 @@
 //! queueing without bound.
 
 mod body;
-mod json;
+pub mod json;
 mod lease_routes;
 mod listen;
 mod params;
 mod respond;
 mod service;
 mod state_routes;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_timeout: Duration,
+    /// Serve TLS on TCP connections (see [`tls::server_config`]); `None` is plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             http2_max_concurrent_streams: 1024,
             max_in_flight: 4096,
             shutdown_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -72,6 +76,9 @@ pub enum NetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -117,7 +124,12 @@ pub async fn serve<B: Backend>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(cfg.http2_max_concurrent_streams);
-    let builder = if cfg.h2c { builder } else { builder.http1_only() };
+    let builder = if cfg.h2c || cfg.tls.is_some() {
+        builder
+    } else {
+        builder.http1_only()
+    };
+    let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let app = Arc::new(service::App::new(router, cfg));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -127,7 +139,10 @@ pub async fn serve<B: Backend>(
             _ = &mut shutdown => break,
         };
         match accepted {
-            Ok(listen::Accepted::Tcp(s)) => spawn_conn(&builder, &graceful, &app, s),
+            Ok(listen::Accepted::Tcp(s)) => match &tls {
+                None => spawn_conn(&builder, &graceful, &app, s),
+                Some(acceptor) => spawn_tls_conn(&builder, &graceful, &app, acceptor, s),
+            },
             Ok(listen::Accepted::Unix(s)) => spawn_conn(&builder, &graceful, &app, s),
             Err(e) => {
                 // Out of descriptors or a connection reset before accept:
@@ -151,6 +166,55 @@ pub async fn serve<B: Backend>(
     Ok(())
 }
 
+/// Longest a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the TLS handshake off the accept loop, then serves the connection.
+/// Handshake failures (wrong CA, plain HTTP on a TLS port) end only that
+/// connection.
+fn spawn_tls_conn<B: Backend>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    app: &Arc<service::App<B>>,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+) {
+    let builder = builder.clone();
+    let watcher = graceful.watcher();
+    let app = app.clone();
+    let acceptor = acceptor.clone();
+    tokio::spawn(async move {
+        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(tls), service_for(app))
+                    .into_owned();
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    });
+}
+
+fn service_for<B: Backend>(
+    app: Arc<service::App<B>>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<respond::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<respond::Body>, std::convert::Infallible>> + Send,
+> + Clone
+       + Send {
+    service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(service::handle(app, req).await) }
+    })
+}
+
 fn spawn_conn<B, IO>(
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
@@ -160,12 +224,9 @@ fn spawn_conn<B, IO>(
     B: Backend,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let app = app.clone();
-    let svc = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(service::handle(app, req).await) }
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service_for(app.clone()))
+        .into_owned();
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
         if let Err(e) = conn.await {
