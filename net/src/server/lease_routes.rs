@@ -46,10 +46,13 @@ pub(super) async fn acquire<B: Backend>(app: &App<B>, req: Request<Incoming>, co
         key
     };
     let txn = non_empty(body.txn_id).or(Some(header_txn).filter(|t| !t.is_empty()));
+    // lockd ignores a `namespace` query parameter here; honouring it when the
+    // body names none is an allowed addition (API.md quirk policy).
+    let namespace = non_empty(body.namespace).unwrap_or_else(|| query.get("namespace").to_string());
     let (namespace, ok) = app
         .router
         .acquire(
-            body.namespace.as_deref().unwrap_or(""),
+            &namespace,
             &key,
             body.owner.as_deref().unwrap_or(""),
             body.ttl_seconds.unwrap_or(0),

@@ -89,22 +89,26 @@ pub enum NetError {
     },
 }
 
-/// Resolves on SIGTERM or SIGINT: the signals that start a graceful shutdown.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+/// A future that resolves on SIGTERM or SIGINT: the signals that start a
+/// graceful shutdown. The handlers are installed by this call, not when the
+/// future is first polled, so a signal that arrives while the server is
+/// still starting is not lost (nor does it kill the process outright). Must
+/// be called inside a tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM/SIGINT; stop the server with SIGKILL");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
     }
 }
 
@@ -123,7 +127,9 @@ pub async fn serve<B: Backend>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.http2_max_concurrent_streams);
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
+        // Go's default header budget (1 MiB); hyper's HTTP/2 default is 16 MiB.
+        .max_header_list_size(1 << 20);
     let builder = if cfg.h2c || cfg.tls.is_some() {
         builder
     } else {

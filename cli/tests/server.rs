@@ -1,0 +1,297 @@
+//! Black-box tests of the `lockd` binary: start it, talk HTTP to it, stop
+//! it with SIGTERM, and check what an operator would see.
+//!
+//! Every child runs with a cleared environment and `HOME` pointing at a
+//! temporary directory, so neither the developer's `~/.lockd/config.yaml`
+//! nor stray `LOCKD_*` variables can change the outcome.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lockd");
+const WAIT: Duration = Duration::from_secs(20);
+
+fn lockd(home: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("HOME", home);
+    cmd
+}
+
+/// A running server and the lines it has logged so far.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lockd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no log line containing {needle:?}; got:\n{}", self.seen.join("\n"));
+    }
+
+    /// The bound address from the start line (`listening on 127.0.0.1:41234`).
+    fn addr(&mut self) -> String {
+        let line = self.wait_for("listening on ");
+        let rest = line.split("listening on ").nth(1).expect("address follows");
+        rest.split_whitespace().next().expect("address").to_string()
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM delivered");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "lockd did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the whole response.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: lockd\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
+/// Runs `cmd` to completion and returns (status, stderr).
+fn run(mut cmd: Command) -> (ExitStatus, String) {
+    let out = cmd.stdin(Stdio::null()).output().expect("run lockd");
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn mem_server_answers_healthz_and_stops_cleanly_on_sigterm() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = lockd(home.path());
+    cmd.args(["--store", "mem://", "--listen", "127.0.0.1:0"]);
+    let mut server = Server::start(cmd);
+    let addr = server.addr();
+    let response = http_get(&addr, "/healthz");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    server.wait_for("shutdown complete");
+}
+
+#[test]
+fn disk_server_creates_its_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("var").join("lockd");
+    let mut cmd = lockd(home.path());
+    cmd.arg("--store").arg(format!("disk://{}", data.display())).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--logstore-io",
+        "sync",
+    ]);
+    let mut server = Server::start(cmd);
+    let addr = server.addr();
+    let mode = std::fs::metadata(&data).expect("data dir exists").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(
+        data.join("MANIFEST").exists(),
+        "the logstore was opened in the data directory"
+    );
+    assert!(http_get(&addr, "/readyz").starts_with("HTTP/1.1 200"));
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    server.wait_for("shutdown complete");
+}
+
+#[test]
+fn bad_flag_value_exits_2_with_one_line_naming_the_flag() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = lockd(home.path());
+    cmd.args(["--store", "mem://", "--json-max", "12XB"]);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("lockd: invalid --json-max \"12XB\": "), "{stderr}");
+}
+
+#[test]
+fn unsupported_store_fails_at_start() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = lockd(home.path());
+    cmd.args(["--store", "s3://127.0.0.1:9000/bucket"]);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--store") && stderr.contains("not supported yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn environment_beats_config_file_and_flag_beats_environment() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("lockd.yaml");
+    std::fs::write(&config, "store: mem://\nlisten: 127.0.0.1:0\ndefault-ttl: 45\n").expect("write config");
+
+    let mut env_wins = lockd(home.path());
+    env_wins.arg("-c").arg(&config).env("LOCKD_DEFAULT_TTL", "soon");
+    let (status, stderr) = run(env_wins);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid --default-ttl \"soon\" (from LOCKD_DEFAULT_TTL)"),
+        "{stderr}"
+    );
+
+    let mut flag_wins = lockd(home.path());
+    flag_wins
+        .arg("-c")
+        .arg(&config)
+        .env("LOCKD_DEFAULT_TTL", "soon")
+        .args(["--default-ttl", "10s"]);
+    let mut server = Server::start(flag_wins);
+    let addr = server.addr();
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "listen came from the config file: {addr}"
+    );
+    // SIGTERM right after the start line, with no request in between, must
+    // still be graceful: the handlers are installed before the line is logged.
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn unknown_config_keys_warn_but_do_not_stop_the_server() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("lockd.yaml");
+    std::fs::write(&config, "store: mem://\nlisten: 127.0.0.1:0\nha: failover\n").expect("write config");
+    let mut cmd = lockd(home.path());
+    cmd.arg("--config").arg(&config);
+    let mut server = Server::start(cmd);
+    let warning = server.wait_for("warning");
+    assert!(
+        warning.contains("\"ha\"") && warning.contains("lockd.yaml"),
+        "{warning}"
+    );
+    server.addr();
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn missing_named_config_file_is_an_error() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = lockd(home.path());
+    cmd.args(["--store", "mem://", "-c"])
+        .arg(home.path().join("absent.yaml"));
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("absent.yaml") && stderr.contains("no such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn generated_config_is_the_default_and_loads_without_warnings() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut gen = lockd(home.path());
+    gen.args(["config", "gen"]);
+    let (status, stderr) = run(gen);
+    assert!(status.success(), "{stderr}");
+    let dir = home.path().join(".lockd");
+    let mode = std::fs::metadata(&dir).expect("~/.lockd").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let text = std::fs::read_to_string(dir.join("config.yaml")).expect("config written");
+    let want_store = format!("store: disk://{}/.lockd/data", home.path().display());
+    assert!(text.contains(&want_store), "{text}");
+
+    let mut again = lockd(home.path());
+    again.args(["config", "gen"]);
+    let (status, stderr) = run(again);
+    assert!(!status.success(), "refuses to overwrite");
+    assert!(stderr.contains("--force"), "{stderr}");
+
+    // The default config file is picked up by itself: no -c needed.
+    let mut cmd = lockd(home.path());
+    cmd.args(["--listen", "127.0.0.1:0", "--logstore-io", "sync"]);
+    let mut server = Server::start(cmd);
+    server.addr();
+    assert!(server.terminate().success());
+    assert!(
+        !server.seen.iter().any(|l| l.contains("warning")),
+        "{}",
+        server.seen.join("\n")
+    );
+    assert!(
+        dir.join("data").join("MANIFEST").exists(),
+        "the default disk store was used"
+    );
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.trim(), format!("lockd {}", env!("CARGO_PKG_VERSION")));
+}
