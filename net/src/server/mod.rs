@@ -122,19 +122,7 @@ pub async fn serve<B: Backend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NetError> {
     let shutdown_timeout = cfg.shutdown_timeout;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
-        // Go's default header budget (1 MiB); hyper's HTTP/2 default is 16 MiB.
-        .max_header_list_size(1 << 20);
-    let builder = if cfg.h2c || cfg.tls.is_some() {
-        builder
-    } else {
-        builder.http1_only()
-    };
+    let builder = conn_builder(&cfg);
     let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let app = Arc::new(service::App::new(router, cfg));
     let graceful = GracefulShutdown::new();
@@ -170,6 +158,39 @@ pub async fn serve<B: Backend>(
         );
     }
     Ok(())
+}
+
+/// The per-connection protocol settings shared by every connection.
+fn conn_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
+        // Go's default header budget (1 MiB); hyper's HTTP/2 default is 16 MiB.
+        .max_header_list_size(1 << 20);
+    if cfg.h2c || cfg.tls.is_some() {
+        builder
+    } else {
+        builder.http1_only()
+    }
+}
+
+/// Serves one already-connected byte stream (plain HTTP) until the peer
+/// closes it. This is the whole front-end minus the listener: the HTTP fuzz
+/// target feeds it arbitrary bytes, and an embedder can hand it any stream.
+pub async fn serve_stream<B, IO>(router: Router<B>, cfg: ServerConfig, io: IO) -> Result<(), String>
+where
+    B: Backend,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = conn_builder(&cfg);
+    let app = Arc::new(service::App::new(router, cfg));
+    builder
+        .serve_connection(TokioIo::new(io), service_for(app))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Longest a client may take to complete the TLS handshake.
