@@ -142,3 +142,42 @@ async fn a_lease_cycle_over_http() {
     stop.send(()).expect("stop");
     server.await.expect("join").expect("serve");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let listener = Listener::bind(&ListenSpec::Tcp {
+        addr: "127.0.0.1:0".to_string(),
+        family: TcpFamily::V4,
+    })
+    .await
+    .expect("bind");
+    let addr = listener.local_addr();
+    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router, ServerConfig::default(), async move {
+        let _ = stopped.await;
+    }));
+
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let burst = "GET /v1/describe?key=p1 HTTP/1.1\r\nHost: x\r\n\r\n\
+                 POST /v1/acquire HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\n{\"key\":\"p1\",\"owner\":\"o\"}\
+                 GET /v1/describe?key=p1 HTTP/1.1\r\nHost: x\r\n\r\n\
+                 POST /v1/get?key=p1&public=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    s.write_all(burst.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8(raw).expect("utf8");
+    let statuses: Vec<&str> = text
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|r| r.get(..3).unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["200", "200", "200", "204"], "{text}");
+    let first = text.find("\"version\":0,\"metadata\"").expect("first describe");
+    let held = text.find("\"owner\":\"o\"").expect("acquire answer");
+    let second = text.rfind("\"lease_id\"").expect("second describe shows the lease");
+    assert!(first < held && held < second, "answers out of order:\n{text}");
+
+    stop.send(()).expect("stop");
+    server.await.expect("join").expect("serve");
+}

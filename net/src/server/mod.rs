@@ -163,7 +163,12 @@ pub async fn serve<B: Backend>(
 /// The per-connection protocol settings shared by every connection.
 fn conn_builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    // Pipelined requests are answered in order; their responses share flushes.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .pipeline_flush(true);
     builder
         .http2()
         .timer(TokioTimer::new())
