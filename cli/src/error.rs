@@ -47,6 +47,11 @@ pub(crate) enum CliError {
     /// The server could not start or stopped with an error.
     #[error("{0}")]
     Startup(String),
+    /// A `lockd client` command did not get what it asked for: the server
+    /// refused (the message starts with its error code), could not be
+    /// reached, or a local input/output file failed.
+    #[error("{0}")]
+    Request(String),
 }
 
 impl CliError {
@@ -54,7 +59,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::InvalidValue { .. } | CliError::Missing(_) | CliError::Config { .. } => 2,
-            CliError::Write { .. } | CliError::Refused(_) | CliError::Startup(_) => 1,
+            CliError::Write { .. } | CliError::Refused(_) | CliError::Startup(_) | CliError::Request(_) => 1,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `lockd` with no subcommand runs the server; its settings come from
 //! flags, `LOCKD_*` environment variables, a YAML config file and built-in
 //! defaults, in that order of precedence (see `docs/cli.md`). Subcommands
-//! are the operator tools (`lockd config gen`) and, later, the client
+//! are the operator tools (`lockd config gen`) and the client
 //! (`lockd client ...`): each is one variant of [`Command`] with its own
 //! module, dispatched in [`main`].
 
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod client;
 mod config_file;
 mod config_gen;
 mod error;
@@ -64,6 +65,8 @@ struct Cli {
 enum Command {
     /// Work with the server's config file.
     Config(config_gen::ConfigArgs),
+    /// Talk to a running server: leases and state from the shell.
+    Client(Box<client::ClientArgs>),
 }
 
 /// The full clap command: [`Cli`] plus `--config` and every server setting,
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => serve::main(&matches),
         Some(Command::Config(args)) => config_gen::run(args, home.as_deref()),
+        Some(Command::Client(args)) => client::run(*args, matches.subcommand_matches("client")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,102 +5,13 @@
 //! temporary directory, so neither the developer's `~/.lockd/config.yaml`
 //! nor stray `LOCKD_*` variables can change the outcome.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lockd");
-const WAIT: Duration = Duration::from_secs(20);
-
-fn lockd(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear().env("HOME", home);
-    cmd
-}
-
-/// A running server and the lines it has logged so far.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Server {
-    fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn lockd");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no log line containing {needle:?}; got:\n{}", self.seen.join("\n"));
-    }
-
-    /// The bound address from the start line (`listening on 127.0.0.1:41234`).
-    fn addr(&mut self) -> String {
-        let line = self.wait_for("listening on ");
-        let rest = line.split("listening on ").nth(1).expect("address follows");
-        rest.split_whitespace().next().expect("address").to_string()
-    }
-
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = i32::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "SIGTERM delivered");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "lockd did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use support::{lockd, run, Server, BIN, WAIT};
 
 /// A plain HTTP/1.1 GET; returns the whole response.
 fn http_get(addr: &str, path: &str) -> String {
@@ -114,12 +25,6 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
     response
-}
-
-/// Runs `cmd` to completion and returns (status, stderr).
-fn run(mut cmd: Command) -> (ExitStatus, String) {
-    let out = cmd.stdin(Stdio::null()).output().expect("run lockd");
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
