@@ -1,11 +1,11 @@
 //! The client SDK against the real server: plain calls and lease sessions.
 
-mod client_support;
+mod support;
 
 use bytes::Bytes;
-use client_support::{acquire_req, commit_doc, start_tcp};
 use lockd_net::client::{Client, ClientError, Conditions};
 use serde_json::json;
+use support::{acquire_req, commit_doc, start_tcp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_answer() {

@@ -1,13 +1,13 @@
 //! Endpoints and transports against the real server: failover, Unix
 //! sockets, streamed uploads, and HTTPS with a private CA.
 
-mod client_support;
+mod support;
 
 use std::io::Write as _;
 
-use client_support::{acquire_req, start_tcp, start_tls, start_unix, TestCa};
 use lockd_net::client::{Client, ClientError, Conditions};
 use serde_json::json;
+use support::{acquire_req, start_tcp, start_tls, start_unix, TestCa};
 use tokio::io::AsyncWriteExt;
 
 fn dead_endpoint() -> String {

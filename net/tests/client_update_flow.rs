@@ -1,13 +1,13 @@
 //! `acquire_for_update` and acquire retries against the real server.
 
-mod client_support;
+mod support;
 
 use std::time::Duration;
 
-use client_support::{acquire_req, commit_doc, start_tcp};
 use lockd_net::client::{Client, ClientError};
 use lockd_net::wire::AcquireRequest;
 use serde_json::json;
+use support::{acquire_req, commit_doc, start_tcp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquire_for_update_commits_on_ok() {

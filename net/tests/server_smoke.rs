@@ -1,10 +1,8 @@
 //! In-process smoke test of the server over a real TCP socket: one lease
 //! cycle, raw HTTP/1.1, checking the exact wire shapes lockd clients read.
 
-use std::sync::Arc;
+mod support;
 
-use lockd_actors::{LeaseConfig, MemBackend, Router};
-use lockd_net::server::{serve, ListenSpec, Listener, ServerConfig, TcpFamily};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Reply {
@@ -61,18 +59,8 @@ fn field<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_cycle_over_http() {
-    let listener = Listener::bind(&ListenSpec::Tcp {
-        addr: "127.0.0.1:0".to_string(),
-        family: TcpFamily::V4,
-    })
-    .await
-    .expect("bind");
-    let addr = listener.local_addr();
-    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, router, ServerConfig::default(), async move {
-        let _ = stopped.await;
-    }));
+    let server = support::start_tcp().await;
+    let addr = server.addr.clone();
 
     let r = send(&addr, "GET", "/healthz", &[], "").await;
     assert_eq!((r.status, r.body.as_str()), (200, ""));
@@ -138,25 +126,12 @@ async fn a_lease_cycle_over_http() {
     let r = send(&addr, "POST", "/v1/acquire", &[], r#"{"owner":"w1","bogus":1}"#).await;
     assert_eq!(r.status, 400);
     assert!(r.body.starts_with(r#"{"error":"invalid_body""#), "{}", r.body);
-
-    stop.send(()).expect("stop");
-    server.await.expect("join").expect("serve");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order() {
-    let listener = Listener::bind(&ListenSpec::Tcp {
-        addr: "127.0.0.1:0".to_string(),
-        family: TcpFamily::V4,
-    })
-    .await
-    .expect("bind");
-    let addr = listener.local_addr();
-    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, router, ServerConfig::default(), async move {
-        let _ = stopped.await;
-    }));
+    let server = support::start_tcp().await;
+    let addr = server.addr.clone();
 
     let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     let burst = "GET /v1/describe?key=p1 HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -177,7 +152,4 @@ async fn pipelined_requests_are_answered_in_order() {
     let held = text.find("\"owner\":\"o\"").expect("acquire answer");
     let second = text.rfind("\"lease_id\"").expect("second describe shows the lease");
     assert!(first < held && held < second, "answers out of order:\n{text}");
-
-    stop.send(()).expect("stop");
-    server.await.expect("join").expect("serve");
 }

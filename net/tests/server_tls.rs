@@ -1,54 +1,23 @@
 //! TLS on the server: ALPN picks HTTP/2 or HTTP/1.1, both serve the API,
 //! and a plain-HTTP client on the TLS port gets nowhere.
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lockd_actors::{LeaseConfig, MemBackend, Router};
-use lockd_net::server::{serve, tls, ListenSpec, Listener, ServerConfig, TcpFamily};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
+use support::{start_tls, TestCa, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Fixture {
-    addr: String,
-    ca: CertificateDer<'static>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), lockd_net::server::NetError>>,
-}
-
-async fn start() -> Fixture {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    let cert = params.self_signed(&key).expect("cert");
-    let cfg = ServerConfig {
-        tls: Some(tls::server_config(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), None).expect("tls")),
-        ..ServerConfig::default()
-    };
-    let listener = Listener::bind(&ListenSpec::Tcp {
-        addr: "127.0.0.1:0".to_string(),
-        family: TcpFamily::V4,
-    })
-    .await
-    .expect("bind");
-    let addr = listener.local_addr();
-    let router = Router::new(Arc::new(MemBackend::new()), LeaseConfig::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, router, cfg, async move {
-        let _ = stopped.await;
-    }));
-    Fixture {
-        addr,
-        ca: cert.der().clone(),
-        stop,
-        server,
-    }
-}
-
-async fn connect(f: &Fixture, alpn: &[u8]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(f.ca.clone()).expect("root");
+async fn connect(
+    server: &TestServer,
+    ca: &TestCa,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let roots = ca.roots();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -56,7 +25,7 @@ async fn connect(f: &Fixture, alpn: &[u8]) -> tokio_rustls::client::TlsStream<to
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = tokio::net::TcpStream::connect(&f.addr).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(&server.addr).await.expect("connect");
     let name = ServerName::try_from("localhost").expect("name");
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(name, tcp)
@@ -74,9 +43,10 @@ fn describe_request() -> http::Request<Empty<Bytes>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alpn_negotiates_h2_and_http1_over_tls() {
-    let f = start().await;
+    let ca = TestCa::new("server-tls-test");
+    let server = start_tls(&ca, &["localhost"], None).await;
 
-    let tls = connect(&f, b"h2").await;
+    let tls = connect(&server, &ca, b"h2").await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
         .await
@@ -91,7 +61,7 @@ async fn alpn_negotiates_h2_and_http1_over_tls() {
         b"{\"namespace\":\"default\",\"key\":\"k1\",\"version\":0,\"metadata\":{}}\n"
     );
 
-    let tls = connect(&f, b"http/1.1").await;
+    let tls = connect(&server, &ca, b"http/1.1").await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
@@ -101,7 +71,7 @@ async fn alpn_negotiates_h2_and_http1_over_tls() {
     assert_eq!(resp.version(), http::Version::HTTP_11);
     assert_eq!(resp.status(), 200);
 
-    let mut plain = tokio::net::TcpStream::connect(&f.addr).await.expect("connect");
+    let mut plain = tokio::net::TcpStream::connect(&server.addr).await.expect("connect");
     plain
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -112,7 +82,4 @@ async fn alpn_negotiates_h2_and_http1_over_tls() {
         !buf.starts_with(b"HTTP/1.1 200"),
         "plain HTTP must not be served on a TLS port"
     );
-
-    f.stop.send(()).expect("stop");
-    f.server.await.expect("join").expect("serve");
 }

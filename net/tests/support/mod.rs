@@ -1,5 +1,5 @@
 //! Starts the real lockd-rs server in-process (memory backend) for the
-//! client SDK tests, on TCP, TLS or a Unix socket, and stops it on drop.
+//! server and client SDK tests, on TCP, TLS or a Unix socket, and stops it on drop.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -17,6 +17,8 @@ use tokio::sync::oneshot;
 pub(crate) struct TestServer {
     /// Base URL to give the client.
     pub(crate) url: String,
+    /// `ip:port` (or the socket path) for raw connections.
+    pub(crate) addr: String,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -30,6 +32,7 @@ impl Drop for TestServer {
 
 async fn start(spec: ListenSpec, cfg: ServerConfig, scheme: &str) -> TestServer {
     let listener = Listener::bind(&spec).await.expect("bind the test server");
+    let addr = listener.local_addr();
     let url = match spec {
         ListenSpec::Unix(path) => format!("unix://{}", path.display()),
         ListenSpec::Tcp { .. } => format!("{scheme}://{}", listener.local_addr()),
@@ -39,7 +42,11 @@ async fn start(spec: ListenSpec, cfg: ServerConfig, scheme: &str) -> TestServer 
     tokio::spawn(serve(listener, router, cfg, async move {
         let _ = stopped.await;
     }));
-    TestServer { url, stop: Some(stop) }
+    TestServer {
+        url,
+        addr,
+        stop: Some(stop),
+    }
 }
 
 fn loopback() -> ListenSpec {
