@@ -5,3 +5,4 @@
 
 pub mod crash_model;
 pub mod harness;
+pub mod server;

@@ -20,6 +20,12 @@ pub fn decode_strict<T: DeserializeOwned + Default>(input: &[u8], allow_empty: b
             Err("request body is empty".to_string())
         };
     }
+    // serde would also fill a struct from a JSON array of its fields in
+    // declaration order; lockd's bodies are objects and nothing else.
+    match input.iter().find(|b| !is_ws(**b)) {
+        Some(b'{') => {}
+        _ => return Err("json: request body must be a JSON object".to_string()),
+    }
     let mut de = serde_json::Deserializer::from_slice(input);
     let value = T::deserialize(&mut de).map_err(|e| e.to_string())?;
     de.end().map_err(|_| "unexpected trailing JSON value".to_string())?;
@@ -141,6 +147,12 @@ mod tests {
             Err("unexpected trailing JSON value".to_string())
         );
         assert!(decode_strict::<Probe>(br#"{"a":"1"}"#, false).is_err());
+        assert!(
+            decode_strict::<Probe>(b"[1]", false).is_err(),
+            "arrays fill structs in serde"
+        );
+        assert!(decode_strict::<Probe>(b" []", true).is_err());
+        assert!(decode_strict::<Probe>(b"null", true).is_err());
         assert!(decode_strict::<Probe>(b"", false).is_err());
         assert_eq!(decode_strict::<Probe>(b" \n", true), Ok(Probe::default()));
     }
