@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
                   allows.\n\nEach subcommand prints a table to stdout (progress goes to stderr) and can write \
                   the same results as JSON with --json. Numbers only mean something for the disk and \
                   filesystem they ran on: run them where lockd will run.\n\nStart with:\n  \
-                  lockd-bench logstore --quick\n  lockd-bench core --quick"
+                  lockd-bench logstore --quick\n  lockd-bench core --quick\n  \
+                  lockd-bench json --quick\n  \
+                  lockd-bench http --spawn --quick"
 )]
 pub(crate) struct Cli {
     /// Diagnostics to stderr, as a tracing filter (`warn`, `lockd_logstore=debug`, …).
@@ -38,7 +40,33 @@ pub(crate) enum Command {
     /// Lease core in-process on disk://: acquire -> update -> release cycles/s, contended hand-off latency,
     /// memory per lease actor.
     Core(crate::core::CoreArgs),
+    /// Validating and compacting one state upload: the server's serde_json path against simd-json,
+    /// for 150 B, 60 KiB and 2 MiB documents.
+    Json(crate::ingest::IngestArgs),
+    /// A lockd server over HTTP: lease cycles, public reads and contended hand-offs at several
+    /// concurrencies, over TCP and a Unix socket, with the disk's fdatasync latency.
+    #[command(long_about = HTTP_ABOUT)]
+    Http(crate::http::HttpArgs),
 }
+
+const HTTP_ABOUT: &str = "\
+A lockd server over HTTP/1.1: what a client sees, with the server and the client on this machine.
+
+Workloads (one keep-alive connection per worker, so concurrency N = N connections):
+  cycle        acquire (no wait) -> update (a JSON document of --value-size) -> release (commit),
+               on a random key of --keys; a held key is counted as busy and another is tried.
+  public-read  lease-less reads (public=1) of random keys, all populated first.
+  contention   --contention-workers workers on --contention-keys keys, acquire waits; reports the
+               hand-off latency: the holder's release answered -> the next holder's grant answered,
+               paired by fencing token.
+
+Each run reports ops/s, latency p50/p95/p99/p99.9, errors and CPU time of client and server. The \
+fdatasync latency of the scratch directory's disk is measured before and after, in the same run.
+
+Examples:
+  lockd-bench http --spawn --quick
+  lockd-bench http --spawn --duration 5s --json http.json
+  lockd-bench http --addr 127.0.0.1:9341 --workload cycle --concurrency 64";
 
 const LOGSTORE_ABOUT: &str = "\
 Durable puts/s and commit latency of the storage engine (lockd-logstore), \
@@ -264,6 +292,23 @@ pub(crate) fn parse_size(s: &str) -> std::result::Result<usize, String> {
     n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Parses `10s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 10s, 500ms, 2m)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +375,18 @@ mod tests {
         assert!(Plan::resolve(&args(&["--value-size", "32m"])).is_err());
         assert!(Plan::resolve(&args(&["--keys", "0"])).is_err());
         assert!(Cli::try_parse_from(["lockd-bench", "logstore", "--io", "auto"]).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "s", "-1s", "10h", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

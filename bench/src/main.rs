@@ -8,9 +8,12 @@
 
 mod cli;
 mod core;
+mod docgen;
 mod engine;
 mod error;
 mod fsinfo;
+mod http;
+mod ingest;
 mod json;
 mod raw;
 mod report;
@@ -40,6 +43,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Logstore(args) => suite::run(args),
         Command::Core(args) => core::run(args),
+        Command::Json(args) => ingest::run(args),
+        Command::Http(args) => http::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

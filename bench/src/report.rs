@@ -380,6 +380,7 @@ mod tests {
         Latency {
             count: 1,
             p50: 100,
+            p95: 150,
             p99: 200,
             p999: 300,
             max: 400,

@@ -35,6 +35,8 @@ pub(crate) struct Latency {
     pub count: u64,
     /// Median.
     pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
     /// 99th percentile.
     pub p99: u64,
     /// 99.9th percentile.
@@ -52,6 +54,7 @@ impl Latency {
             return Latency {
                 count: 0,
                 p50: 0,
+                p95: 0,
                 p99: 0,
                 p999: 0,
                 max: 0,
@@ -61,6 +64,7 @@ impl Latency {
         Latency {
             count: h.len(),
             p50: h.value_at_quantile(0.50),
+            p95: h.value_at_quantile(0.95),
             p99: h.value_at_quantile(0.99),
             p999: h.value_at_quantile(0.999),
             max: h.max(),
@@ -154,6 +158,7 @@ mod tests {
         let l = Latency::of(&h);
         assert_eq!(l.count, 1000);
         assert_eq!(l.p50, 500);
+        assert_eq!(l.p95, 950);
         assert_eq!(l.p99, 990);
         assert_eq!(l.p999, 999);
         assert_eq!(l.max, 1000);

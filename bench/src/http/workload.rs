@@ -1,0 +1,526 @@
+//! The HTTP workloads and the loop that times them.
+//!
+//! N workers (one connection each) run the workload back to back. All of
+//! them connect first; then a warm-up runs unmeasured; then the measured
+//! window opens, and only operations that started and finished inside it
+//! are counted. Errors are counted whenever they happen, warm-up included:
+//! a clean run has none.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::ValueEnum;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use tokio::sync::Barrier;
+
+use super::driver::{Acquired, Conn, Driver, Lease, OpError};
+use super::process::CpuClock;
+use crate::error::{Error, Result};
+use crate::stats::{self, Latency};
+
+/// A workload of `lockd-bench http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Workload {
+    /// acquire (no wait) -> update -> release (commit) on random keys; a held key counts as busy and
+    /// another key is tried.
+    Cycle,
+    /// Lease-less reads (`public=1`) of random pre-populated keys.
+    PublicRead,
+    /// Workers acquire (waiting) a random key among a few, update, release; measures hand-off latency.
+    Contention,
+}
+
+impl Workload {
+    /// The name used on the command line and in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Workload::Cycle => "cycle",
+            Workload::PublicRead => "public-read",
+            Workload::Contention => "contention",
+        }
+    }
+
+    /// The namespace the workload's keys live in.
+    pub(crate) fn namespace(self) -> &'static str {
+        match self {
+            Workload::Cycle => "bench-cycle",
+            Workload::PublicRead => "bench-read",
+            Workload::Contention => "bench-contention",
+        }
+    }
+
+    /// Names of the timed steps of one operation.
+    pub(crate) fn steps(self) -> &'static [&'static str] {
+        match self {
+            Workload::Cycle | Workload::Contention => &["acquire", "update", "release"],
+            Workload::PublicRead => &["read"],
+        }
+    }
+}
+
+/// One measurement: a workload at one concurrency against one server.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    /// What to run.
+    pub workload: Workload,
+    /// Workers, each with its own connection.
+    pub concurrency: usize,
+    /// Keys picked from at random (`k0` … `k<keys-1>`).
+    pub keys: usize,
+    /// The document each update stages.
+    pub doc: Bytes,
+    /// Unmeasured time first.
+    pub warmup: Duration,
+    /// Measured time.
+    pub duration: Duration,
+}
+
+/// What one measurement produced.
+#[derive(Debug, Clone)]
+pub(crate) struct Measured {
+    /// Completed operations (cycles or reads) inside the window.
+    pub ops: u64,
+    /// Acquires refused because the key was held (cycle only).
+    pub busy: u64,
+    /// Failed operations, warm-up included.
+    pub errors: u64,
+    /// The first failure, to say what went wrong.
+    pub first_error: Option<String>,
+    /// Length of the measured window.
+    pub elapsed: Duration,
+    /// Latency of whole operations.
+    pub latency: Latency,
+    /// Latency of each step, named as in [`Workload::steps`].
+    pub steps: Vec<(&'static str, Latency)>,
+    /// Contention only: release answered -> waiting acquirer's grant answered.
+    pub handoff: Option<Latency>,
+    /// Contention only: release sent -> waiting acquirer's grant answered
+    /// (includes the release's commit).
+    pub handoff_from_call: Option<Latency>,
+    /// CPU seconds this process used in the window.
+    pub client_cpu_s: Option<f64>,
+    /// CPU seconds the server process used in the window (when its pid is known).
+    pub server_cpu_s: Option<f64>,
+}
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// Longest the workers may take to finish their last operation after the
+/// window closes.
+const STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// Per key, the last release and the last grant seen, so that a release
+/// and its successor's grant are paired by fencing token (T, then T + 1)
+/// whichever of the two workers records first.
+#[derive(Default)]
+struct Slot {
+    /// Token released, when the release was sent and when it was answered.
+    released: Option<(i64, Instant, Instant)>,
+    /// Token granted, when the acquire was sent and when it was answered.
+    granted: Option<(i64, Instant, Instant)>,
+}
+
+/// One hand-off: from the release answered, and from the release sent.
+pub(crate) type Handoff = (Duration, Duration);
+
+/// Hand-off bookkeeping for the contention workload.
+pub(crate) struct HandoffBook {
+    slots: Vec<Mutex<Slot>>,
+}
+
+impl HandoffBook {
+    /// Books for `keys` keys.
+    pub(crate) fn new(keys: usize) -> HandoffBook {
+        HandoffBook {
+            slots: (0..keys).map(|_| Mutex::new(Slot::default())).collect(),
+        }
+    }
+
+    /// Key `k` was granted with `token`; the acquire was sent at `asked`
+    /// and answered at `got`. Returns the hand-off latency if the release
+    /// of `token - 1` was already seen and this acquirer was waiting for it
+    /// (sent before that release was answered).
+    pub(crate) fn granted(&self, k: usize, token: i64, asked: Instant, got: Instant) -> Option<Handoff> {
+        let mut slot = self.slots.get(k)?.lock();
+        match slot.released.take() {
+            Some((prev, called, r)) if prev == token - 1 => {
+                (asked < r).then(|| (got.saturating_duration_since(r), got.saturating_duration_since(called)))
+            }
+            _ => {
+                slot.granted = Some((token, asked, got));
+                None
+            }
+        }
+    }
+
+    /// The lease with `token` on key `k` was released: sent at `called`,
+    /// answered at `r`. Returns the hand-off latency if the successor's
+    /// grant was already seen (zero when it arrived before this answer).
+    pub(crate) fn released(&self, k: usize, token: i64, called: Instant, r: Instant) -> Option<Handoff> {
+        let mut slot = self.slots.get(k)?.lock();
+        match slot.granted.take() {
+            Some((next, asked, got)) if next == token + 1 => {
+                (asked < r).then(|| (got.saturating_duration_since(r), got.saturating_duration_since(called)))
+            }
+            _ => {
+                slot.released = Some((token, called, r));
+                None
+            }
+        }
+    }
+}
+
+/// xorshift64*: each worker's key choices, cheap and reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1) as u64) as usize
+    }
+}
+
+/// A worker's tallies.
+struct Tally {
+    ops: u64,
+    busy: u64,
+    errors: u64,
+    first_error: Option<String>,
+    total: Histogram<u64>,
+    steps: Vec<Histogram<u64>>,
+}
+
+impl Tally {
+    fn new(steps: usize) -> Result<Tally> {
+        Ok(Tally {
+            ops: 0,
+            busy: 0,
+            errors: 0,
+            first_error: None,
+            total: stats::new_histogram()?,
+            steps: (0..steps).map(|_| stats::new_histogram()).collect::<Result<_>>()?,
+        })
+    }
+
+    fn error(&mut self, e: &OpError) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.to_string());
+        }
+    }
+}
+
+/// How one operation ended.
+enum Outcome {
+    /// Completed, with the time of each step.
+    Done([Duration; 3]),
+    /// The key was held (cycle).
+    Busy,
+}
+
+/// Everything the workers share.
+struct Shared {
+    spec: Spec,
+    phase: AtomicU8,
+    book: HandoffBook,
+    /// Hand-offs from the release answered, and from the release sent.
+    handoffs: Mutex<(Histogram<u64>, Histogram<u64>)>,
+}
+
+impl Shared {
+    fn measuring(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) == MEASURE
+    }
+
+    /// Records a hand-off seen inside the measured window.
+    fn handoff(&self, h: Option<Handoff>) {
+        if let Some((answered, sent)) = h {
+            if self.measuring() {
+                let mut hs = self.handoffs.lock();
+                stats::record(&mut hs.0, answered);
+                stats::record(&mut hs.1, sent);
+            }
+        }
+    }
+}
+
+/// Releases a lease after a failed step so that waiting workers are not
+/// stuck until it expires; its own failure is not counted twice.
+async fn abandon<C: Conn>(conn: &mut C, lease: &Lease) {
+    if let Err(e) = conn.release(lease).await {
+        tracing::debug!(error = %e, key = %lease.key, "could not release after a failed step");
+    }
+}
+
+/// acquire -> update -> release on a random key. With `wait` (contention),
+/// the acquire waits and hand-offs are booked.
+async fn cycle<C: Conn>(conn: &mut C, sh: &Shared, rng: &mut Rng, wait: bool) -> std::result::Result<Outcome, OpError> {
+    let ns = sh.spec.workload.namespace();
+    let k = rng.below(sh.spec.keys);
+    let key = format!("k{k}");
+    let asked = Instant::now();
+    let lease = match conn.acquire(ns, &key, wait).await? {
+        Acquired::Granted(l) => l,
+        Acquired::Busy => return Ok(Outcome::Busy),
+    };
+    let got = Instant::now();
+    if wait {
+        sh.handoff(sh.book.granted(k, lease.fencing_token, asked, got));
+    }
+    if let Err(e) = conn.update(&lease, sh.spec.doc.clone()).await {
+        if !e.is_transport() {
+            abandon(conn, &lease).await;
+        }
+        return Err(e);
+    }
+    let updated = Instant::now();
+    conn.release(&lease).await?;
+    let released = Instant::now();
+    if wait {
+        sh.handoff(sh.book.released(k, lease.fencing_token, updated, released));
+    }
+    Ok(Outcome::Done([got - asked, updated - got, released - updated]))
+}
+
+async fn read<C: Conn>(conn: &mut C, sh: &Shared, rng: &mut Rng) -> std::result::Result<Outcome, OpError> {
+    let key = format!("k{}", rng.below(sh.spec.keys));
+    let asked = Instant::now();
+    conn.read(sh.spec.workload.namespace(), &key).await?;
+    Ok(Outcome::Done([asked.elapsed(), Duration::ZERO, Duration::ZERO]))
+}
+
+/// One worker: connect, wait for everyone, then run until told to stop.
+async fn worker<D: Driver>(driver: Arc<D>, sh: Arc<Shared>, ready: Arc<Barrier>, id: usize) -> Result<Tally> {
+    let first = driver.connect().await;
+    ready.wait().await;
+    let mut conn = first.map_err(|e| Error::Other(format!("worker {id}: {e}")))?;
+    let workload = sh.spec.workload;
+    let mut tally = Tally::new(workload.steps().len())?;
+    let mut rng = Rng::new(id as u64 + 1);
+    loop {
+        let phase = sh.phase.load(Ordering::Relaxed);
+        if phase == STOP {
+            break;
+        }
+        let started = Instant::now();
+        let outcome = match workload {
+            Workload::Cycle => cycle(&mut conn, &sh, &mut rng, false).await,
+            Workload::Contention => cycle(&mut conn, &sh, &mut rng, true).await,
+            Workload::PublicRead => read(&mut conn, &sh, &mut rng).await,
+        };
+        let counted = phase == MEASURE && sh.measuring();
+        match outcome {
+            Ok(Outcome::Done(steps)) if counted => {
+                tally.ops += 1;
+                stats::record(&mut tally.total, started.elapsed());
+                for (h, d) in tally.steps.iter_mut().zip(steps) {
+                    stats::record(h, d);
+                }
+            }
+            Ok(Outcome::Busy) if counted => tally.busy += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tally.error(&e);
+                if e.is_transport() {
+                    conn = reconnect(driver.as_ref(), &sh, &mut tally).await?;
+                }
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Opens a new connection after one broke, retrying every 50 ms until it
+/// works or the run stops (then the last error ends the worker).
+async fn reconnect<D: Driver>(driver: &D, sh: &Shared, tally: &mut Tally) -> Result<D::Conn> {
+    loop {
+        match driver.connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                tally.error(&e);
+                if sh.phase.load(Ordering::Relaxed) == STOP {
+                    return Err(Error::Other(format!("reconnecting: {e}")));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Runs `spec` against `driver` and collects the results. `clock` reads
+/// CPU time of this process and, when known, of the server.
+pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuClock) -> Result<Measured> {
+    if spec.concurrency == 0 || spec.keys == 0 {
+        return Err(Error::Invalid(
+            "a workload needs at least one worker and one key".into(),
+        ));
+    }
+    let workload = spec.workload;
+    let sh = Arc::new(Shared {
+        book: HandoffBook::new(spec.keys),
+        handoffs: Mutex::new((stats::new_histogram()?, stats::new_histogram()?)),
+        phase: AtomicU8::new(WARMUP),
+        spec,
+    });
+    let ready = Arc::new(Barrier::new(sh.spec.concurrency + 1));
+    let handles: Vec<_> = (0..sh.spec.concurrency)
+        .map(|id| tokio::spawn(worker(Arc::clone(&driver), Arc::clone(&sh), Arc::clone(&ready), id)))
+        .collect();
+    ready.wait().await;
+    tokio::time::sleep(sh.spec.warmup).await;
+    let cpu0 = clock.sample();
+    sh.phase.store(MEASURE, Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(sh.spec.duration).await;
+    sh.phase.store(STOP, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    let cpu1 = clock.sample();
+    let mut total = stats::new_histogram()?;
+    let mut steps: Vec<Histogram<u64>> = workload
+        .steps()
+        .iter()
+        .map(|_| stats::new_histogram())
+        .collect::<Result<_>>()?;
+    let (mut ops, mut busy, mut errors, mut first_error) = (0, 0, 0, None);
+    let joined = tokio::time::timeout(STOP_GRACE, futures_join(handles))
+        .await
+        .map_err(|_| Error::Other(format!("workers still busy {STOP_GRACE:?} after the window closed")))?;
+    for t in joined {
+        let t = t?;
+        ops += t.ops;
+        busy += t.busy;
+        errors += t.errors;
+        if first_error.is_none() {
+            first_error = t.first_error;
+        }
+        stats::merge(&mut total, &t.total)?;
+        for (dst, src) in steps.iter_mut().zip(&t.steps) {
+            stats::merge(dst, src)?;
+        }
+    }
+    let (client_cpu_s, server_cpu_s) = cpu0.since(&cpu1);
+    let contended = workload == Workload::Contention;
+    let hs = sh.handoffs.lock();
+    let (handoff, handoff_from_call) = (
+        contended.then(|| Latency::of(&hs.0)),
+        contended.then(|| Latency::of(&hs.1)),
+    );
+    Ok(Measured {
+        ops,
+        busy,
+        errors,
+        first_error,
+        elapsed,
+        latency: Latency::of(&total),
+        steps: workload
+            .steps()
+            .iter()
+            .copied()
+            .zip(steps.iter().map(Latency::of))
+            .collect(),
+        handoff,
+        handoff_from_call,
+        client_cpu_s,
+        server_cpu_s,
+    })
+}
+
+/// Awaits every worker, turning a panicked or cancelled task into an error.
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<Tally>>>) -> Vec<Result<Tally>> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(
+            h.await
+                .unwrap_or_else(|e| Err(Error::Other(format!("worker task: {e}")))),
+        );
+    }
+    out
+}
+
+/// Gives each of `keys` keys of the public-read namespace a committed
+/// document (one cycle each), with up to 64 connections.
+pub(crate) async fn populate<D: Driver>(driver: Arc<D>, keys: usize, doc: Bytes) -> Result<()> {
+    let workers = keys.clamp(1, 64);
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (driver, doc) = (Arc::clone(&driver), doc.clone());
+        handles.push(tokio::spawn(async move {
+            let fail = |e: OpError| Error::Other(format!("populating the public-read keys: {e}"));
+            let mut conn = driver.connect().await.map_err(fail)?;
+            let ns = Workload::PublicRead.namespace();
+            for k in (w..keys).step_by(workers) {
+                let lease = match conn.acquire(ns, &format!("k{k}"), true).await.map_err(fail)? {
+                    Acquired::Granted(l) => l,
+                    Acquired::Busy => return Err(Error::Other(format!("populating: k{k} is held"))),
+                };
+                conn.update(&lease, doc.clone()).await.map_err(fail)?;
+                conn.release(&lease).await.map_err(fail)?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for r in futures_join_unit(handles).await {
+        r?;
+    }
+    Ok(())
+}
+
+async fn futures_join_unit(handles: Vec<tokio::task::JoinHandle<Result<()>>>) -> Vec<Result<()>> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(
+            h.await
+                .unwrap_or_else(|e| Err(Error::Other(format!("populating task: {e}")))),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handoffs_pair_by_token_whichever_side_comes_first() {
+        let book = HandoffBook::new(2);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let d = |a, b| Some((Duration::from_millis(a), Duration::from_millis(b)));
+        // Release of token 4 (sent at 6, answered at 10) seen first, then the grant of 5 that was waiting.
+        assert_eq!(book.released(0, 4, ms(6), ms(10)), None);
+        assert_eq!(book.granted(0, 5, ms(2), ms(13)), d(3, 7));
+        // The successor's grant is seen before the release answer: zero from the answer.
+        assert_eq!(book.granted(1, 8, ms(1), ms(20)), None);
+        assert_eq!(book.released(1, 7, ms(18), ms(21)), d(0, 2));
+        // A grant that was not waiting (asked after the release) is no hand-off.
+        assert_eq!(book.released(0, 5, ms(29), ms(30)), None);
+        assert_eq!(book.granted(0, 6, ms(31), ms(32)), None);
+        // Tokens that do not follow each other are not paired.
+        assert_eq!(book.released(0, 9, ms(39), ms(40)), None);
+        assert_eq!(book.granted(0, 11, ms(39), ms(41)), None);
+        // Unknown keys are ignored.
+        assert_eq!(book.granted(5, 1, ms(0), ms(1)), None);
+    }
+
+    #[test]
+    fn keys_are_spread_over_the_range() {
+        let mut rng = Rng::new(3);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            seen[rng.below(10)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 800 && n < 1200), "{seen:?}");
+        assert_eq!(Rng::new(1).below(1), 0);
+    }
+}
