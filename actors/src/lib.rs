@@ -41,13 +41,18 @@
 //! # Durability contract
 //!
 //! * Durable (fdatasync before the answer): release (commit or rollback),
-//!   update, remove, metadata, keepalive, the first acquire of a key (so
+//!   the decision of an explicit transaction (before it is applied to any
+//!   participant) and each participant's application of it, update,
+//!   remove, metadata, keepalive, the first acquire of a key (so
 //!   `if_not_exists` survives a crash) and any acquire that raises the
 //!   fencing reservation.
 //! * Not written at all: other acquires. The lease lives in the actor until
 //!   the holder's first durable operation stores it, so handing a lease to
 //!   the next waiter never waits for the disk.
-//! * Lazy (written, not synced): clearing an expired lease.
+//! * Lazy (written, not synced): clearing an expired lease, including
+//!   committing its staging when its explicit transaction was decided so
+//!   (if lost in a crash, the stored lease, staging and decision redo it
+//!   when the key is loaded).
 //!
 //! Leases and staged changes are stored in the metadata, so they survive a
 //! restart: after `kill -9` a holder can keep going (keepalive, update,
@@ -74,10 +79,35 @@
 //!
 //! # Transactions
 //!
-//! Every lease has a transaction id (minted unless the caller brings one)
-//! and staged changes are tagged with it, so a transaction spanning several
-//! keys (a later issue) only needs a coordinator that tells each key's actor
-//! to commit or roll back the same id.
+//! Every lease has a transaction id and staged changes are tagged with it.
+//! An *implicit* transaction (id minted at acquire) lives on one key: its
+//! release commits or rolls back that key and touches nothing else.
+//!
+//! An *explicit* transaction (id brought by the caller, API.md §2.3, §6.4)
+//! may span many keys, and releasing any one of them decides it for all:
+//!
+//! 1. the key's actor validates the release as usual but changes nothing,
+//!    handing the transaction back to the [`Router`];
+//! 2. the router records the decision in [`txn`]'s reserved namespace
+//!    `.txn-decisions` with a durable write — unless one is already
+//!    recorded, in which case that one wins, whatever this release asked;
+//! 3. only then does it send a `Decide` to every key on its list of
+//!    resident actors holding a lease of the transaction (the releasing
+//!    key included); each commits or discards its staging and clears its
+//!    lease in one durable write, and the release answers once all have.
+//!
+//! The participant list is in memory and only speeds up the common case.
+//! What makes the decision reach every key is that a lease actor consults
+//! the record whenever it finds a lease of an explicit transaction that
+//! might be decided: when it loads the key (so [`Router::sweep`] settles
+//! every participant after a restart), when that lease is released, and
+//! before discarding its staging on expiry (undecided staging is discarded
+//! as for any expired lease). A crash after step 2 therefore never leaves
+//! a transaction half applied, and one before step 2 leaves it undecided
+//! with every participant's staging intact. Implicit leases never read or
+//! write the record. Decision records are not reaped yet, and participants
+//! must keep their leases alive until the decision: a participant whose
+//! lease expired before it has already lost its staging, as in lockd.
 
 pub mod api_error;
 pub mod backend;
@@ -86,6 +116,7 @@ pub mod lease;
 pub mod meta;
 pub mod names;
 mod router;
+pub mod txn;
 
 pub use api_error::ApiError;
 pub use backend::disk::DiskBackend;

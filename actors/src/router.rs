@@ -8,6 +8,10 @@
 //! actor and stops its own. Each slot counts the requests routed to its
 //! actor and not yet handled; an actor retires only from inside the lock and
 //! only when that count is zero, so nothing can be queued to it afterwards.
+//!
+//! The router also decides explicit transactions: a release that the key's
+//! actor hands back as explicit is recorded durably (the first decision
+//! wins) and then fanned out to every participant; see [`crate::txn`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,10 +25,11 @@ use ractor::{Actor, ActorId, ActorRef};
 use crate::api_error::ApiError;
 use crate::backend::Backend;
 use crate::lease::{
-    AcquireOk, AcquireReq, Block, DescribeOk, Doc, LeaseActor, LeaseArgs, LeaseMsg, LeaseProof, MetadataOk, RemoveOk,
-    StagedDoc, UpdateOk,
+    AcquireOk, AcquireReq, Block, DescribeOk, Doc, LeaseActor, LeaseArgs, LeaseMsg, LeaseProof, MetadataOk, Released,
+    RemoveOk, StagedDoc, UpdateOk,
 };
 use crate::names;
+use crate::txn::{Decision, Txns};
 
 const SHARDS: usize = 64;
 
@@ -91,6 +96,8 @@ pub(crate) struct RouterCore<B: Backend> {
     pub cfg: LeaseConfig,
     /// Identifies this process run in the metadata it writes.
     pub epoch: String,
+    /// Participants of explicit transactions, and their deciding locks.
+    pub txns: Txns,
     shards: Vec<Shard>,
 }
 
@@ -142,6 +149,7 @@ impl<B: Backend> Router<B> {
                 backend,
                 cfg,
                 epoch: crate::ids::new_uuid_v7(),
+                txns: Txns::new(),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             }),
         }
@@ -303,7 +311,10 @@ impl<B: Backend> Router<B> {
         .await
     }
 
-    /// `/v1/release`: commit (or roll back) and free the lease.
+    /// `/v1/release`: commit (or roll back) and free the lease. For a lease
+    /// of an explicit transaction this decides the whole transaction: the
+    /// decision is recorded durably (an earlier one wins) and applied to
+    /// every participant before the answer.
     pub async fn release(
         &self,
         namespace: &str,
@@ -312,8 +323,61 @@ impl<B: Backend> Router<B> {
         rollback: bool,
     ) -> Result<bool, ApiError> {
         let (ns, key) = self.target(namespace, key)?;
-        self.call(&ns, &key, |reply| LeaseMsg::Release { proof, rollback, reply })
+        let released = self
+            .call(&ns, &key, |reply| LeaseMsg::Release { proof, rollback, reply })
+            .await?;
+        if let Released::Explicit(txn) = released {
+            self.decide(&ns, &key, &txn, Decision::from_rollback(rollback)).await?;
+        }
+        Ok(true)
+    }
+
+    /// Records the decision of `txn` (durably, before anything is applied)
+    /// and applies it to every resident participant, the releasing key
+    /// `(ns, key)` included. Only the releasing key's failure is an error:
+    /// another participant that fails keeps its lease and staging, and the
+    /// recorded decision settles it on its release, expiry or next load.
+    async fn decide(&self, ns: &str, key: &str, txn: &str, wanted: Decision) -> Result<Decision, ApiError> {
+        let decision = self
+            .core
+            .txns
+            .decide(&*self.core.backend, txn, wanted)
             .await
+            .map_err(|e| ApiError::internal(format!("recording the decision of transaction {txn}: {e}")))?;
+        let mut others = tokio::task::JoinSet::new();
+        for (pns, pkey) in self.core.txns.participants(txn) {
+            if pns == ns && pkey == key {
+                continue;
+            }
+            let router = self.clone();
+            let txn_id = txn.to_string();
+            others.spawn(async move {
+                let r = router
+                    .call(&pns, &pkey, |reply| LeaseMsg::Decide {
+                        txn_id: txn_id.clone(),
+                        decision,
+                        reply,
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(ns = %pns, key = %pkey, txn = %txn_id, error = %e,
+                        "applying a transaction decision failed; it is applied when the key is next released, expires or is loaded");
+                }
+            });
+        }
+        let own = self
+            .call(ns, key, |reply| LeaseMsg::Decide {
+                txn_id: txn.to_string(),
+                decision,
+                reply,
+            })
+            .await;
+        while let Some(joined) = others.join_next().await {
+            if let Err(e) = joined {
+                tracing::warn!(txn = %txn, error = %e, "a transaction fan-out task failed");
+            }
+        }
+        own.map(|()| decision)
     }
 
     /// `/v1/get`: `None` proof for a public read; `Ok(None)` is a 204.

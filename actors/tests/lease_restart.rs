@@ -202,8 +202,9 @@ async fn fencing_never_repeats_after_a_crash_even_for_unwritten_grants() {
 async fn expired_leases_found_after_a_restart_are_swept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let router = open(dir.path());
+    // Two seconds: a 1 s lease may lapse before the update under load.
     let (_, ok) = router
-        .acquire("", "stale", "w", 1, -1, false, None)
+        .acquire("", "stale", "w", 2, -1, false, None)
         .await
         .expect("acquire");
     let p = proof(&ok.lease_id, ok.fencing_token, &ok.txn_id);
@@ -212,7 +213,7 @@ async fn expired_leases_found_after_a_restart_are_swept() {
         .await
         .expect("update");
     let copy = crash(router, dir.path());
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let router = open(copy.path());
     assert_eq!(router.sweep().await.expect("sweep"), 1);
     let d = router.describe("", "stale").await.expect("describe");

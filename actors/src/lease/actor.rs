@@ -5,6 +5,11 @@
 //! in between) as soon as the key has no lease and no waiters. Everything
 //! it knows lives in the backend; the actor's state is just a cache of the
 //! metadata record plus the queue of parked acquirers.
+//!
+//! Staging lives in `stage`, release and transaction decisions in `txn`.
+
+mod stage;
+mod txn;
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -14,13 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::rules::{self, now_unix, with_current};
-use super::{
-    AcquireOk, AcquireReq, Block, DescribeOk, Doc, LeaseMsg, LeaseProof, MetadataOk, RemoveOk, Reply, UpdateOk,
-};
+use super::{AcquireOk, AcquireReq, Block, DescribeOk, Doc, LeaseMsg, LeaseProof, Reply};
 use crate::api_error::ApiError;
 use crate::backend::{Backend, Durability, MetaRecord, WriteSet};
-use crate::meta::{KeyMeta, Lease, Staged, StagedState};
+use crate::meta::{KeyMeta, Lease, StagedState};
 use crate::router::RouterCore;
+use txn::discard_staged;
 
 /// Start-up arguments of a lease actor.
 pub(crate) struct LeaseArgs<B: Backend> {
@@ -65,6 +69,9 @@ pub(crate) struct KeyState<B: Backend> {
     dirty: bool,
     /// Whether `rec` has been read from the backend yet.
     loaded: bool,
+    /// The explicit transaction this key is listed under in the router's
+    /// participant list, if any.
+    enlisted: Option<String>,
 }
 
 impl<B: Backend> Actor for LeaseActor<B> {
@@ -91,6 +98,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
             next_waiter: 0,
             expiry: None,
             dirty: false,
+            enlisted: None,
         })
     }
 
@@ -123,6 +131,14 @@ impl<B: Backend> Actor for LeaseActor<B> {
             }
             LeaseMsg::Release { proof, rollback, reply } => {
                 let r = st.release(&proof, rollback).await;
+                let _ = reply.send(r);
+            }
+            LeaseMsg::Decide {
+                txn_id,
+                decision,
+                reply,
+            } => {
+                let r = st.decide(&txn_id, decision).await;
                 let _ = reply.send(r);
             }
             LeaseMsg::Get { proof, reply } => {
@@ -189,6 +205,8 @@ impl<B: Backend> Actor for LeaseActor<B> {
         if st.lease().is_none() {
             st.disarm_expiry();
         }
+        // Leases cleared by this message leave the participant list.
+        st.sync_enlistment();
         let mut idle = st.lease().is_none_or(|l| rules::expired(l, now_unix())) && st.waiters.is_empty();
         if idle && st.dirty {
             st.flush().await;
@@ -196,6 +214,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
         }
         if st.core.finish(&st.ns, &st.key, myself.get_id(), routed, idle) {
             st.disarm_expiry();
+            st.leave_txn();
             myself.stop(None);
         }
         Ok(())
@@ -203,6 +222,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
 
     async fn post_stop(&self, _myself: ActorRef<LeaseMsg>, st: &mut KeyState<B>) -> Result<(), ActorProcessingErr> {
         st.disarm_expiry();
+        st.leave_txn();
         Ok(())
     }
 }
@@ -213,6 +233,7 @@ fn refuse(msg: LeaseMsg, err: ApiError) {
         LeaseMsg::Acquire(_, reply) => reply.send(Err(err.clone())).map_err(drop),
         LeaseMsg::Keepalive { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
         LeaseMsg::Release { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
+        LeaseMsg::Decide { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
         LeaseMsg::Get { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
         LeaseMsg::Update { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
         LeaseMsg::Remove { reply, .. } => reply.send(Err(err.clone())).map_err(drop),
@@ -242,6 +263,8 @@ impl<B: Backend> KeyState<B> {
             }
         }
         self.rec = rec;
+        self.settle_on_load().await?;
+        self.sync_enlistment();
         self.loaded = true;
         self.arm_expiry(myself);
         Ok(())
@@ -322,12 +345,15 @@ impl<B: Backend> KeyState<B> {
         }
     }
 
-    /// Clears the lease (and discards what it staged) if it has expired.
+    /// Clears the lease (and discards what it staged, unless its explicit
+    /// transaction was decided to commit) if it has expired.
     async fn expire_if_due(&mut self, now: i64) {
         if self.lease().is_some_and(|l| rules::expired(l, now)) {
             let mut meta = self.meta();
+            let Ok(drop) = self.settle_expired(&mut meta).await else {
+                return;
+            };
             meta.lease = None;
-            let drop = discard_staged(&mut meta);
             if let Err(e) = self.persist(meta, Vec::new(), drop, Durability::Lazy).await {
                 tracing::warn!(error = %e, "clearing an expired lease failed; it is retried on the next request");
             }
@@ -339,7 +365,9 @@ impl<B: Backend> KeyState<B> {
     /// told `lease_expired` (and clears it) rather than `lease_required`.
     async fn mark_expired(&mut self) {
         let mut meta = self.meta();
-        let drop = discard_staged(&mut meta);
+        let Ok(drop) = self.settle_expired(&mut meta).await else {
+            return;
+        };
         if let Err(e) = self.persist(meta, Vec::new(), drop, Durability::Lazy).await {
             tracing::warn!(error = %e, "discarding an expired lease's staging failed; retried on the next request");
         }
@@ -421,6 +449,9 @@ impl<B: Backend> KeyState<B> {
             // first durable operation persists the lease with it.
             self.cache(meta);
         }
+        // Listed before the holder hears of the lease, so a release of
+        // another participant can never miss it.
+        self.sync_enlistment();
         self.arm_expiry(myself);
         let meta = self.meta();
         Ok(AcquireOk {
@@ -497,41 +528,6 @@ impl<B: Backend> KeyState<B> {
         Ok(expires)
     }
 
-    async fn release(&mut self, proof: &LeaseProof, rollback: bool) -> Result<bool, ApiError> {
-        let now = now_unix();
-        let meta = self.meta();
-        let Some(lease) = meta.lease.clone().filter(|l| l.lease_id == proof.lease_id) else {
-            return Ok(true);
-        };
-        if rules::expired(&lease, now) {
-            self.expire_if_due(now).await;
-            return Ok(true);
-        }
-        if lease.fencing_token != proof.fencing_token {
-            return Ok(true);
-        }
-        if proof.txn_id.as_deref() != Some(lease.txn_id.as_str()) {
-            return Err(with_current(
-                ApiError::txn_mismatch("transaction id does not match the lease"),
-                &meta,
-            ));
-        }
-        rules::other_txn_staged(&meta, &lease.txn_id)?;
-        let mut next = meta;
-        next.lease = None;
-        let mut drop = Vec::new();
-        match next.staged.take() {
-            Some(staged) if !rollback => commit(&mut next, staged, &mut drop),
-            Some(staged) => {
-                next.staged = Some(staged);
-                drop = discard_staged(&mut next);
-            }
-            None => {}
-        }
-        self.persist(next, Vec::new(), drop, Durability::Durable).await?;
-        Ok(true)
-    }
-
     async fn get(&mut self, proof: Option<&LeaseProof>) -> Result<Option<Doc>, ApiError> {
         let meta = self.meta();
         let Some(proof) = proof else {
@@ -585,115 +581,6 @@ impl<B: Backend> KeyState<B> {
         }
     }
 
-    /// Version and ETag of the key as transaction `txn` sees it.
-    fn seen_by(meta: &KeyMeta, txn: &str) -> (i64, String) {
-        let committed = meta.state_etag.clone().unwrap_or_default();
-        match meta.staged_by(txn) {
-            Some(s) => match &s.state {
-                StagedState::Doc { etag, .. } => (s.version, etag.clone()),
-                StagedState::Removed => (s.version, String::new()),
-                StagedState::Unchanged => (s.version, committed),
-            },
-            None => (meta.version, committed),
-        }
-    }
-
-    fn cas(meta: &KeyMeta, txn: &str, if_version: Option<i64>, if_etag: Option<&str>) -> Result<(), ApiError> {
-        let (version, etag) = Self::seen_by(meta, txn);
-        if if_version.is_some_and(|v| v != version) {
-            return Err(ApiError::version_conflict().with_current(version, etag));
-        }
-        if let Some(want) = if_etag {
-            if want.trim_matches('"') != etag {
-                return Err(ApiError::etag_mismatch().with_current(version, etag));
-            }
-        }
-        Ok(())
-    }
-
-    async fn update(
-        &mut self,
-        proof: &LeaseProof,
-        doc: super::StagedDoc,
-        if_version: Option<i64>,
-        if_etag: Option<String>,
-    ) -> Result<UpdateOk, ApiError> {
-        let lease = self.checked(proof, true).await?;
-        let mut meta = self.meta();
-        rules::other_txn_staged(&meta, &lease.txn_id)?;
-        Self::cas(&meta, &lease.txn_id, if_version, if_etag.as_deref())?;
-        let mine = meta.staged_by(&lease.txn_id).cloned();
-        let mut drop = Vec::new();
-        if let Some(Staged {
-            state: StagedState::Doc { doc, .. },
-            ..
-        }) = &mine
-        {
-            drop.push(doc.clone());
-        }
-        let id = crate::ids::new_uuid_v7();
-        let bytes = doc.body.len() as u64;
-        let staged = Staged {
-            txn_id: lease.txn_id.clone(),
-            version: mine.as_ref().map_or(meta.version + 1, |s| s.version),
-            state: StagedState::Doc {
-                doc: id.clone(),
-                etag: doc.etag.clone(),
-                bytes,
-            },
-            query_hidden: mine.and_then(|s| s.query_hidden),
-        };
-        let out = UpdateOk {
-            new_version: staged.version,
-            new_state_etag: doc.etag,
-            bytes,
-            query_hidden: staged.query_hidden.unwrap_or(meta.query_hidden),
-        };
-        meta.staged = Some(staged);
-        self.persist(meta, vec![(id, doc.body)], drop, Durability::Durable)
-            .await?;
-        Ok(out)
-    }
-
-    async fn remove(
-        &mut self,
-        proof: &LeaseProof,
-        if_version: Option<i64>,
-        if_etag: Option<String>,
-    ) -> Result<RemoveOk, ApiError> {
-        let lease = self.checked(proof, true).await?;
-        let mut meta = self.meta();
-        rules::other_txn_staged(&meta, &lease.txn_id)?;
-        Self::cas(&meta, &lease.txn_id, if_version, if_etag.as_deref())?;
-        let (current, _) = Self::seen_by(&meta, &lease.txn_id);
-        let mine = meta.staged_by(&lease.txn_id).cloned();
-        let staged_doc = match &mine {
-            Some(Staged {
-                state: StagedState::Doc { doc, .. },
-                ..
-            }) => Some(doc.clone()),
-            _ => None,
-        };
-        if meta.doc.is_none() && staged_doc.is_none() {
-            return Ok(RemoveOk {
-                removed: false,
-                new_version: current,
-            });
-        }
-        meta.staged = Some(Staged {
-            txn_id: lease.txn_id.clone(),
-            version: current + 1,
-            state: StagedState::Removed,
-            query_hidden: mine.and_then(|s| s.query_hidden),
-        });
-        self.persist(meta, Vec::new(), staged_doc.into_iter().collect(), Durability::Durable)
-            .await?;
-        Ok(RemoveOk {
-            removed: true,
-            new_version: current + 1,
-        })
-    }
-
     fn describe(&self) -> DescribeOk {
         let meta = self.meta();
         let lease = meta.lease.as_ref();
@@ -706,67 +593,5 @@ impl<B: Backend> KeyState<B> {
             updated_at_unix: meta.updated_at_unix,
             query_hidden: meta.query_hidden,
         }
-    }
-
-    async fn metadata(
-        &mut self,
-        proof: &LeaseProof,
-        if_version: Option<i64>,
-        query_hidden: bool,
-    ) -> Result<MetadataOk, ApiError> {
-        let lease = self.checked(proof, true).await?;
-        let mut meta = self.meta();
-        let (current, etag) = Self::seen_by(&meta, &lease.txn_id);
-        if if_version.is_some_and(|v| v != current) {
-            return Err(ApiError::version_conflict().with_current(current, etag));
-        }
-        rules::other_txn_staged(&meta, &lease.txn_id)?;
-        let mut staged = meta.staged_by(&lease.txn_id).cloned().unwrap_or(Staged {
-            txn_id: lease.txn_id.clone(),
-            version: meta.version + 1,
-            state: StagedState::Unchanged,
-            query_hidden: None,
-        });
-        staged.query_hidden = Some(query_hidden);
-        let version = staged.version;
-        meta.staged = Some(staged);
-        self.persist(meta, Vec::new(), Vec::new(), Durability::Durable).await?;
-        Ok(MetadataOk { version, query_hidden })
-    }
-}
-
-/// Drops staged changes from `meta`; returns the staged document to delete.
-fn discard_staged(meta: &mut KeyMeta) -> Vec<String> {
-    match meta.staged.take() {
-        Some(Staged {
-            state: StagedState::Doc { doc, .. },
-            ..
-        }) => vec![doc],
-        _ => Vec::new(),
-    }
-}
-
-/// Promotes staged changes into the committed metadata.
-fn commit(meta: &mut KeyMeta, staged: Staged, drop: &mut Vec<String>) {
-    match staged.state {
-        StagedState::Doc { doc, etag, bytes } => {
-            drop.extend(meta.doc.replace(doc));
-            meta.state_etag = Some(etag);
-            meta.doc_bytes = bytes;
-            meta.version = staged.version;
-            meta.published_version = staged.version;
-        }
-        StagedState::Removed => {
-            drop.extend(meta.doc.take());
-            meta.state_etag = None;
-            meta.doc_bytes = 0;
-            meta.version = staged.version;
-            meta.published_version = staged.version;
-        }
-        // lockd quirk kept: an attribute-only commit leaves the version.
-        StagedState::Unchanged => {}
-    }
-    if let Some(q) = staged.query_hidden {
-        meta.query_hidden = q;
     }
 }

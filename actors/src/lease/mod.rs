@@ -8,8 +8,10 @@ use bytes::Bytes;
 use ractor::RpcReplyPort;
 
 use crate::api_error::ApiError;
+use crate::txn::Decision;
 
 pub(crate) use actor::{LeaseActor, LeaseArgs};
+pub(crate) use rules::now_unix;
 
 /// How long an acquire may wait for a held lease (`block_seconds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +157,17 @@ pub struct MetadataOk {
     pub query_hidden: bool,
 }
 
+/// What the key's actor did with a release.
+#[derive(Debug)]
+pub(crate) enum Released {
+    /// Done: an implicit transaction was committed or rolled back, or there
+    /// was no such lease to release.
+    Done,
+    /// The lease belongs to this explicit transaction, which must be
+    /// decided as a whole; the actor changed nothing yet.
+    Explicit(String),
+}
+
 /// Reply port of one request.
 pub(crate) type Reply<T> = RpcReplyPort<Result<T, ApiError>>;
 
@@ -169,7 +182,14 @@ pub(crate) enum LeaseMsg {
     Release {
         proof: LeaseProof,
         rollback: bool,
-        reply: Reply<bool>,
+        reply: Reply<Released>,
+    },
+    /// Apply the recorded decision of an explicit transaction, if this
+    /// key's lease belongs to it.
+    Decide {
+        txn_id: String,
+        decision: Decision,
+        reply: Reply<()>,
     },
     Get {
         proof: Option<LeaseProof>,
