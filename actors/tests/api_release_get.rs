@@ -298,3 +298,62 @@ async fn lease_get_reads_its_own_staged_state() {
     let want = (r#"{"v":4}"#.to_string(), up.new_state_etag, 3, Some(2));
     assert_eq!(lease_get(&r, "k", &l).await, Some(want));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_reads_of_idle_keys_spawn_no_actor() {
+    let r = router();
+    let etag = commit_doc(&r, "idle", r#"{"v":1}"#).await;
+    // The committing actor retires just after answering.
+    for _ in 0..100 {
+        if r.resident_actors() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(r.resident_actors(), 0);
+    let got = public_get(&r, "idle").await.expect("committed state");
+    assert_eq!(
+        (got.0.as_str(), got.1.as_str(), got.2),
+        (r#"{"v":1}"#, etag.as_str(), 1)
+    );
+    assert_eq!(public_get(&r, "never-written").await, None);
+    assert_eq!(r.resident_actors(), 0, "reads of idle keys go straight to the backend");
+
+    // A held key with staged changes still answers with committed state only.
+    let l = acquire(&r, "idle").await;
+    r.update("", "idle", proof(&l), json(r#"{"v":2}"#), None, None)
+        .await
+        .expect("stage");
+    let got = public_get(&r, "idle").await.expect("committed state");
+    assert_eq!((got.0.as_str(), got.2), (r#"{"v":1}"#, 1));
+    assert!(r.release("", "idle", proof(&l), false).await.expect("release"));
+    let got = public_get(&r, "idle").await.expect("new state");
+    assert_eq!((got.0.as_str(), got.2), (r#"{"v":2}"#, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_reads_racing_commits_see_whole_documents() {
+    let r = router();
+    commit_doc(&r, "race", r#"{"n":0}"#).await;
+    let writer = {
+        let r = r.clone();
+        tokio::spawn(async move {
+            for n in 1..=200 {
+                let l = acquire(&r, "race").await;
+                let doc = bytes::Bytes::from(format!(r#"{{"n":{n}}}"#));
+                r.update("", "race", proof(&l), doc, None, None).await.expect("stage");
+                assert!(r.release("", "race", proof(&l), false).await.expect("commit"));
+            }
+        })
+    };
+    let mut last = -1i64;
+    while !writer.is_finished() {
+        // Every read is some committed document (never an error, never a
+        // missing body), and reads never go back in time.
+        let (body, _, version) = public_get(&r, "race").await.expect("committed state");
+        assert!(version >= last, "version went from {last} to {version}");
+        assert_eq!(body, format!(r#"{{"n":{}}}"#, version - 1));
+        last = version;
+    }
+    writer.await.expect("writer");
+}
