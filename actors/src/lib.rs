@@ -92,22 +92,27 @@
 //!    `.txn-decisions` with a durable write — unless one is already
 //!    recorded, in which case that one wins, whatever this release asked;
 //! 3. only then does it send a `Decide` to every key on its list of
-//!    resident actors holding a lease of the transaction (the releasing
-//!    key included); each commits or discards its staging and clears its
-//!    lease in one durable write, and the release answers once all have.
+//!    resident actors that staged changes under the transaction, and to
+//!    the releasing key; each commits or discards its staging and clears
+//!    its lease in one durable write, and the release answers once all
+//!    have. A key that joined but staged nothing is not a participant and
+//!    keeps its lease until its own release (API.md §2.3). The router runs
+//!    steps 2 and 3 on a detached task, so a client hanging up mid fan-out
+//!    cannot leave them half done.
 //!
 //! The participant list is in memory and only speeds up the common case.
 //! What makes the decision reach every key is that a lease actor consults
 //! the record whenever it finds a lease of an explicit transaction that
 //! might be decided: when it loads the key (so [`Router::sweep`] settles
 //! every participant after a restart), when that lease is released, and
-//! before discarding its staging on expiry (undecided staging is discarded
-//! as for any expired lease). A crash after step 2 therefore never leaves
-//! a transaction half applied, and one before step 2 leaves it undecided
-//! with every participant's staging intact. Implicit leases never read or
-//! write the record. Decision records are not reaped yet, and participants
-//! must keep their leases alive until the decision: a participant whose
-//! lease expired before it has already lost its staging, as in lockd.
+//! when it expires. A participant that expires undecided decides the whole
+//! transaction as rolled back, through the same first-decision-wins record,
+//! so a transaction stays atomic even when one of its leases lapses (a
+//! release racing the expiry applies whichever decision was recorded
+//! first). A crash after step 2 therefore never leaves a transaction half
+//! applied, and one before step 2 leaves it undecided with every
+//! participant's staging intact. Implicit leases never read or write the
+//! record. Decision records are kept: nothing reaps them yet.
 
 pub mod api_error;
 pub mod backend;

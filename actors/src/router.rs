@@ -327,14 +327,20 @@ impl<B: Backend> Router<B> {
             .call(&ns, &key, |reply| LeaseMsg::Release { proof, rollback, reply })
             .await?;
         if let Released::Explicit(txn) = released {
-            self.decide(&ns, &key, &txn, Decision::from_rollback(rollback)).await?;
+            // Detached: a client hanging up mid fan-out drops this request
+            // future, and must not leave the transaction half applied.
+            let router = self.clone();
+            let wanted = Decision::from_rollback(rollback);
+            tokio::spawn(async move { router.decide(&ns, &key, &txn, wanted).await })
+                .await
+                .map_err(|e| ApiError::internal(format!("deciding a transaction: {e}")))??;
         }
         Ok(true)
     }
 
     /// Records the decision of `txn` (durably, before anything is applied)
-    /// and applies it to every resident participant, the releasing key
-    /// `(ns, key)` included. Only the releasing key's failure is an error:
+    /// and applies it to every participant that staged changes, and to the
+    /// releasing key `(ns, key)`. Only the releasing key's failure is an error:
     /// another participant that fails keeps its lease and staging, and the
     /// recorded decision settles it on its release, expiry or next load.
     async fn decide(&self, ns: &str, key: &str, txn: &str, wanted: Decision) -> Result<Decision, ApiError> {

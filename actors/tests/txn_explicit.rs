@@ -185,7 +185,7 @@ async fn concurrent_opposite_releases_decide_every_participant_alike() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_participant_that_staged_nothing_is_just_released() {
+async fn a_participant_that_staged_nothing_keeps_its_lease_until_its_own_release() {
     let r = mem();
     commit_doc(&r, "idle", r#"{"i":0}"#).await;
     let txn = new_txn();
@@ -193,9 +193,20 @@ async fn a_participant_that_staged_nothing_is_just_released() {
     let idle = join(&r, "idle", &txn).await;
     stage(&r, "busy", &busy, r#"{"b":1}"#).await;
     release(&r, "busy", &busy, false).await;
-    assert_eq!(described(&r, "idle").await, (None, 1), "lease cleared, version kept");
-    assert_eq!(public(&r, "idle").await.as_deref(), Some(r#"{"i":0}"#));
+    assert_eq!(
+        described(&r, "idle").await,
+        (Some(idle.lease_id.clone()), 1),
+        "only keys that staged are decided (API.md §2.3)"
+    );
+    assert_eq!(public(&r, "busy").await.as_deref(), Some(r#"{"b":1}"#));
     release(&r, "idle", &idle, true).await;
+    assert_eq!(described(&r, "idle").await, (None, 1), "its own release ends it");
+    assert_eq!(public(&r, "idle").await.as_deref(), Some(r#"{"i":0}"#));
+    assert_eq!(
+        public(&r, "busy").await.as_deref(),
+        Some(r#"{"b":1}"#),
+        "the first decision stands"
+    );
 
     // Releasing the idle participant first still decides the transaction.
     let txn = new_txn();
@@ -232,7 +243,45 @@ async fn expiry_discards_undecided_staging_but_applies_a_recorded_commit() {
         .update("", "undecided", proof(&u), Bytes::from_static(b"{}"), None, None)
         .await;
     assert_eq!(err.expect_err("expired").code, "lease_expired");
-    assert_eq!(r.backend().doc_count(), 2, "committed doc and decision record only");
+    assert_eq!(
+        recorded_decision(&**r.backend(), &undecided).await.expect("read"),
+        Some(Decision::Rollback),
+        "an expiring participant decides its transaction"
+    );
+    assert_eq!(
+        r.backend().doc_count(),
+        3,
+        "committed doc and two decision records only"
+    );
+}
+
+/// A transaction is atomic even when one participant expires before the
+/// others are released: the expiry records a rollback for the whole
+/// transaction, and a later release asking to commit finds it and applies
+/// it (the first decision wins, silently, as lockd does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_expiring_undecided_rolls_the_whole_transaction_back() {
+    let r = mem();
+    commit_doc(&r, "slow", r#"{"s":0}"#).await;
+    let txn = new_txn();
+    let short = join_ttl(&r, "short", &txn, 2).await;
+    let slow = join_ttl(&r, "slow", &txn, 30).await;
+    stage(&r, "short", &short, r#"{"a":1}"#).await;
+    stage(&r, "slow", &slow, r#"{"s":1}"#).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        recorded_decision(&**r.backend(), &txn).await.expect("read"),
+        Some(Decision::Rollback)
+    );
+    // The still-valid participant asks to commit; the recorded rollback wins.
+    release(&r, "slow", &slow, false).await;
+    assert_eq!(public(&r, "short").await, None);
+    assert_eq!(
+        public(&r, "slow").await.as_deref(),
+        Some(r#"{"s":0}"#),
+        "nothing half committed"
+    );
+    assert_eq!(described(&r, "slow").await, (None, 1));
 }
 
 /// Counts what reaches the decision namespace.

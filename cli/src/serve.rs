@@ -163,6 +163,7 @@ async fn run<B: Backend>(
         max_in_flight: s.max_in_flight,
         shutdown_timeout: s.shutdown_timeout,
         tls: None,
+        ..ServerConfig::default()
     };
     serve(listener, router, cfg, shutdown)
         .await

@@ -153,3 +153,69 @@ async fn pipelined_requests_are_answered_in_order() {
     let second = text.rfind("\"lease_id\"").expect("second describe shows the lease");
     assert!(first < held && held < second, "answers out of order:\n{text}");
 }
+
+/// A body that stops arriving is refused after the idle limit instead of
+/// holding its request (and its slot) forever; the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_refused_after_the_idle_limit() {
+    let server = support::start_tcp_with(lockd_net::server::ServerConfig {
+        body_idle_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(&server.addr).await.expect("connect");
+    let head = "POST /v1/acquire HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"key\":\"s\",";
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut raw = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut raw))
+        .await
+        .expect("answered without the rest of the body")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains(r#""error":"invalid_body""#), "{text}");
+    assert!(text.contains("nothing received for"), "{text}");
+
+    let r = send(&server.addr, "GET", "/v1/describe?key=s", &[], "").await;
+    assert_eq!(r.status, 200, "no lease was taken: {}", r.body);
+    assert!(!r.body.contains("lease_id"), "{}", r.body);
+}
+
+/// With the shared body budget exhausted, bodies spill to their temporary
+/// file at once and are served exactly as in-memory ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_shared_memory_budget_spill_and_still_work() {
+    let server = support::start_tcp_with(lockd_net::server::ServerConfig {
+        body_mem_budget: 8,
+        ..Default::default()
+    })
+    .await;
+    let r = send(&server.addr, "POST", "/v1/acquire", &[], r#"{"key":"b","owner":"o"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lease: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    let lease_id = lease["lease_id"].as_str().expect("lease_id");
+    let txn = lease["txn_id"].as_str().expect("txn_id");
+    let token = lease["fencing_token"].to_string();
+    let doc = r#"{"spilled": [1, 2, 3],   "to": "disk"}"#;
+    let r = send(
+        &server.addr,
+        "POST",
+        "/v1/update?key=b",
+        &[("X-Lease-ID", lease_id), ("X-Txn-ID", txn), ("X-Fencing-Token", &token)],
+        doc,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(
+        &server.addr,
+        "POST",
+        "/v1/get?key=b",
+        &[("X-Lease-ID", lease_id), ("X-Txn-ID", txn), ("X-Fencing-Token", &token)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        r.body, r#"{"spilled":[1,2,3],"to":"disk"}"#,
+        "compacted in the mapped spool file"
+    );
+}

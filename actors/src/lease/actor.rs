@@ -153,6 +153,9 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 reply,
             } => {
                 let r = st.update(&proof, doc, if_version, if_etag).await;
+                // Enlisted before the holder hears it staged, so a release of
+                // another participant right after cannot miss this key.
+                st.sync_enlistment();
                 let _ = reply.send(r);
             }
             LeaseMsg::Remove {
@@ -162,6 +165,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 reply,
             } => {
                 let r = st.remove(&proof, if_version, if_etag).await;
+                st.sync_enlistment();
                 let _ = reply.send(r);
             }
             LeaseMsg::Describe(reply) => {
@@ -174,6 +178,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 reply,
             } => {
                 let r = st.metadata(&proof, if_version, query_hidden).await;
+                st.sync_enlistment();
                 let _ = reply.send(r);
             }
             LeaseMsg::Touch(reply) => {
@@ -449,9 +454,6 @@ impl<B: Backend> KeyState<B> {
             // first durable operation persists the lease with it.
             self.cache(meta);
         }
-        // Listed before the holder hears of the lease, so a release of
-        // another participant can never miss it.
-        self.sync_enlistment();
         self.arm_expiry(myself);
         let meta = self.meta();
         Ok(AcquireOk {

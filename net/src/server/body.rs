@@ -7,8 +7,15 @@
 //! `payload_spool_mem` continue into an unlinked temporary file that is then
 //! memory-mapped, so a 100 MiB state upload costs page cache, not heap, and
 //! the rest of the server sees plain bytes either way.
+//!
+//! Two guards keep slow or stalled uploads from pinning the server: a body
+//! that sends nothing for `idle` is refused, and the bytes held in memory
+//! by all bodies still being received share one [`MemBudget`]; past it, a
+//! body spills to its temporary file at once, whatever its size.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -16,13 +23,82 @@ use hyper::body::Incoming;
 use lockd_actors::ApiError;
 use tokio::io::AsyncWriteExt;
 
-/// Size limits for one body.
+/// Limits for one body.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct Limits<'a> {
     /// Larger bodies are refused.
     pub max: u64,
     /// Larger bodies go to a temporary file instead of memory.
     pub spool_at: u64,
+    /// A body that sends nothing for this long is refused.
+    pub idle: Duration,
+    /// Memory shared by every body being received.
+    pub budget: &'a MemBudget,
+}
+
+/// Bytes of request bodies held in memory while they are being received,
+/// across all requests. Thousands of clients each trickling a body just
+/// under the spool threshold would otherwise hold gigabytes of heap.
+#[derive(Debug)]
+pub(crate) struct MemBudget {
+    capacity: u64,
+    used: AtomicU64,
+}
+
+impl MemBudget {
+    pub(crate) fn new(capacity: u64) -> MemBudget {
+        MemBudget {
+            capacity,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn try_take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.capacity)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Bytes currently taken.
+    #[cfg(test)]
+    fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// What one body has taken from the budget; returned when reading ends,
+/// however it ends (the body is then either refused or handed on whole).
+struct Held<'a> {
+    budget: &'a MemBudget,
+    bytes: u64,
+}
+
+impl Held<'_> {
+    fn take(&mut self, n: u64) -> bool {
+        let ok = self.budget.try_take(n);
+        if ok {
+            self.bytes += n;
+        }
+        ok
+    }
+
+    /// Gives everything back (the body moved to its spool file).
+    fn clear(&mut self) {
+        self.budget.give_back(std::mem::take(&mut self.bytes));
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
 }
 
 /// Why a body could not be read.
@@ -32,6 +108,8 @@ pub(crate) enum BodyError {
     TooLarge(u64),
     /// The client's stream failed (disconnect, protocol error).
     Read(String),
+    /// The client sent nothing for the idle limit (carried for the message).
+    Stalled(Duration),
     /// The spool file could not be written.
     Spool(io::Error),
 }
@@ -80,7 +158,7 @@ impl Payload {
 pub(crate) async fn read_request(
     body: Incoming,
     headers: &http::HeaderMap,
-    limits: Limits,
+    limits: Limits<'_>,
 ) -> Result<Payload, ApiError> {
     let content_length = headers
         .get(http::header::CONTENT_LENGTH)
@@ -91,23 +169,35 @@ pub(crate) async fn read_request(
             ApiError::invalid_body(format!("http: request body too large (limit {limit} bytes)"))
         }
         BodyError::Read(why) => ApiError::invalid_body(format!("reading request body: {why}")),
+        BodyError::Stalled(idle) => ApiError::invalid_body(format!(
+            "reading request body: nothing received for {}s",
+            idle.as_secs()
+        )),
         BodyError::Spool(io) => ApiError::internal(format!("spooling request body: {io}")),
     })
 }
 
-/// Reads `body` completely, refusing it past `limits.max`.
+/// Reads `body` completely, refusing it past `limits.max` or when it stalls.
 pub(crate) async fn read(
     mut body: Incoming,
     content_length: Option<u64>,
-    limits: Limits,
+    limits: Limits<'_>,
 ) -> Result<Payload, BodyError> {
     if content_length.is_some_and(|n| n > limits.max) {
         return Err(BodyError::TooLarge(limits.max));
     }
+    let mut held = Held {
+        budget: limits.budget,
+        bytes: 0,
+    };
     let mut mem = BytesMut::new();
     let mut spool: Option<(tokio::fs::File, u64)> = None;
     let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = tokio::time::timeout(limits.idle, body.frame())
+            .await
+            .map_err(|_| BodyError::Stalled(limits.idle))?;
+        let Some(frame) = next else { break };
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(chunk) = frame.into_data() else { continue };
         total += chunk.len() as u64;
@@ -119,14 +209,17 @@ pub(crate) async fn read(
                 file.write_all(&chunk).await.map_err(BodyError::Spool)?;
                 *written += chunk.len() as u64;
             }
-            None if total > limits.spool_at => {
+            None if total <= limits.spool_at && held.take(chunk.len() as u64) => {
+                mem.extend_from_slice(&chunk);
+            }
+            None => {
                 let mut file = tokio::fs::File::from_std(tempfile::tempfile().map_err(BodyError::Spool)?);
                 file.write_all(&mem).await.map_err(BodyError::Spool)?;
                 file.write_all(&chunk).await.map_err(BodyError::Spool)?;
                 spool = Some((file, total));
                 mem = BytesMut::new();
+                held.clear();
             }
-            None => mem.extend_from_slice(&chunk),
         }
     }
     match spool {
@@ -140,5 +233,41 @@ pub(crate) async fn read(
             let map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(BodyError::Spool)?;
             Ok(Payload::Spooled(map))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_shared_and_given_back_when_a_body_ends() {
+        let budget = MemBudget::new(100);
+        let mut a = Held {
+            budget: &budget,
+            bytes: 0,
+        };
+        assert!(a.take(60));
+        let mut b = Held {
+            budget: &budget,
+            bytes: 0,
+        };
+        assert!(!b.take(41), "over the shared capacity");
+        assert!(b.take(40));
+        assert_eq!(budget.used(), 100);
+        a.clear();
+        assert_eq!(budget.used(), 40, "a spilled body gives its bytes back at once");
+        assert!(a.take(10));
+        drop(b);
+        drop(a);
+        assert_eq!(budget.used(), 0, "ending a body returns all it held");
+        assert!(
+            !Held {
+                budget: &budget,
+                bytes: 0
+            }
+            .take(u64::MAX),
+            "no overflow"
+        );
     }
 }

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use lockd_actors::lease::LeaseProof;
 use lockd_actors::{ApiError, Backend};
 
-use super::body::{self, Limits};
+use super::body;
 use super::json::decode_strict;
 use super::params::{self, Query};
 use super::respond;
@@ -21,10 +21,7 @@ pub(super) async fn control_body<B: Backend, T>(app: &App<B>, req: Request<Incom
 where
     T: serde::de::DeserializeOwned + Default,
 {
-    let limits = Limits {
-        max: app.cfg.json_max,
-        spool_at: app.cfg.payload_spool_mem,
-    };
+    let limits = app.body_limits(app.cfg.json_max, app.cfg.payload_spool_mem);
     let (parts, incoming) = req.into_parts();
     let payload = body::read_request(incoming, &parts.headers, limits).await?;
     decode_strict(payload.as_slice(), false).map_err(ApiError::invalid_body)

@@ -41,6 +41,12 @@ pub struct ServerConfig {
     pub payload_spool_mem: u64,
     /// Accept HTTP/2 with prior knowledge on plain connections.
     pub h2c: bool,
+    /// A request body that sends nothing for this long is refused with
+    /// `400 invalid_body` (30 s), so stalled uploads cannot pin requests.
+    pub body_idle_timeout: Duration,
+    /// Heap shared by all request bodies still being received (256 MiB);
+    /// beyond it, bodies spill to temporary files at once.
+    pub body_mem_budget: u64,
     /// `--http2-max-concurrent-streams` (1024).
     pub http2_max_concurrent_streams: u32,
     /// Requests in flight beyond this are answered `429 throttled`.
@@ -56,6 +62,8 @@ impl Default for ServerConfig {
         ServerConfig {
             json_max: 100 * 1024 * 1024,
             payload_spool_mem: 4 * 1024 * 1024,
+            body_idle_timeout: Duration::from_secs(30),
+            body_mem_budget: 256 * 1024 * 1024,
             h2c: true,
             http2_max_concurrent_streams: 1024,
             max_in_flight: 4096,

@@ -9,6 +9,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use lockd_actors::{ApiError, Backend, Router};
 
+use super::body::{Limits, MemBudget};
 use super::respond::{self, Body};
 use super::{lease_routes, params, state_routes, ServerConfig};
 use crate::wire::header;
@@ -18,14 +19,27 @@ pub(crate) struct App<B: Backend> {
     pub router: Router<B>,
     pub cfg: ServerConfig,
     in_flight: AtomicUsize,
+    bodies: MemBudget,
 }
 
 impl<B: Backend> App<B> {
     pub(crate) fn new(router: Router<B>, cfg: ServerConfig) -> App<B> {
         App {
             router,
+            bodies: MemBudget::new(cfg.body_mem_budget),
             cfg,
             in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Body limits for a route taking at most `max` bytes, kept in memory
+    /// up to `spool_at`.
+    pub(crate) fn body_limits(&self, max: u64, spool_at: u64) -> Limits<'_> {
+        Limits {
+            max,
+            spool_at,
+            idle: self.cfg.body_idle_timeout,
+            budget: &self.bodies,
         }
     }
 }

@@ -10,7 +10,7 @@ use lockd_actors::lease::LeaseProof;
 use lockd_actors::{names, ApiError, Backend};
 use sha2::{Digest, Sha256};
 
-use super::body::{self, Limits};
+use super::body;
 use super::json::{compact_in_place, decode_strict};
 use super::params::{self, Query};
 use super::respond;
@@ -112,10 +112,7 @@ pub(super) async fn update<B: Backend>(app: &App<B>, req: Request<Incoming>) -> 
     let expected_bytes = params::expected_bytes(&parts.headers)?;
     let expected_sha256 = params::expected_sha256(&parts.headers)?;
     check_query_hidden_header(&parts.headers)?;
-    let limits = Limits {
-        max: app.cfg.json_max,
-        spool_at: app.cfg.payload_spool_mem,
-    };
+    let limits = app.body_limits(app.cfg.json_max, app.cfg.payload_spool_mem);
     let mut payload = body::read_request(incoming, &parts.headers, limits).await?;
     let raw_len = payload.as_slice().len() as u64;
     let raw_sha256 = expected_sha256.as_ref().map(|_| Sha256::digest(payload.as_slice()));
@@ -230,10 +227,7 @@ pub(super) async fn metadata<B: Backend>(app: &App<B>, req: Request<Incoming>) -
             ApiError::invalid_metadata(format!("invalid X-Lockd-Meta-Query-Hidden header {raw_header:?}"))
         })?)
     };
-    let limits = Limits {
-        max: METADATA_BODY_MAX,
-        spool_at: METADATA_BODY_MAX,
-    };
+    let limits = app.body_limits(METADATA_BODY_MAX, METADATA_BODY_MAX);
     let payload = body::read_request(incoming, &parts.headers, limits)
         .await
         .map_err(|e| ApiError::invalid_metadata(e.detail))?;

@@ -58,7 +58,12 @@ fn loopback() -> ListenSpec {
 
 /// Plain HTTP on 127.0.0.1 with an ephemeral port.
 pub(crate) async fn start_tcp() -> TestServer {
-    start(loopback(), ServerConfig::default(), "http").await
+    start_tcp_with(ServerConfig::default()).await
+}
+
+/// Plain HTTP on 127.0.0.1 with an ephemeral port and the given settings.
+pub(crate) async fn start_tcp_with(cfg: ServerConfig) -> TestServer {
+    start(loopback(), cfg, "http").await
 }
 
 /// Plain HTTP on a Unix socket at `path`.

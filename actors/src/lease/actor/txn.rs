@@ -80,9 +80,10 @@ impl<B: Backend> KeyState<B> {
         let Some(lease) = meta.lease.as_ref().filter(|l| l.txn_explicit) else {
             return Ok(());
         };
-        // An expired lease that staged nothing has nothing left to decide;
-        // its holder is told `lease_expired` as for any other expired lease.
-        if meta.staged.is_none() && rules::expired(lease, now_unix()) {
+        // A lease that staged nothing here is not a participant: the
+        // decision leaves it alone (its holder's own release, or expiry,
+        // ends it), exactly as a fan-out would have.
+        if meta.staged_by(&lease.txn_id).is_none() {
             return Ok(());
         }
         let txn = lease.txn_id.clone();
@@ -94,10 +95,11 @@ impl<B: Backend> KeyState<B> {
 
     /// Takes the staging of an expired lease out of `meta` and returns the
     /// documents to delete. Normally it is discarded; but if the lease
-    /// belongs to an explicit transaction that was decided to commit, the
-    /// staging is committed instead. The caller may write the result lazily:
-    /// were it lost, the stored lease, staging and decision would settle the
-    /// key again on its next load.
+    /// belongs to an explicit transaction, the transaction's recorded
+    /// decision is applied (recording a rollback first if there is none).
+    /// The caller may write the result lazily: were it lost, the stored
+    /// lease, staging and decision would settle the key again on its next
+    /// load.
     pub(super) async fn settle_expired(&self, meta: &mut KeyMeta) -> Result<Vec<String>, ApiError> {
         let explicit = meta
             .lease
@@ -107,7 +109,20 @@ impl<B: Backend> KeyState<B> {
         let Some(txn) = explicit else {
             return Ok(discard_staged(meta));
         };
-        let decision = self.decision_of(&txn).await?.unwrap_or(Decision::Rollback);
+        // An explicit transaction is atomic: a participant that expires
+        // undecided decides the whole transaction as rolled back, through
+        // the same first-decision-wins record a release uses. So a release
+        // racing this expiry either got its decision in first (and it is
+        // applied here too) or finds this rollback and applies that.
+        let decision = self
+            .core
+            .txns
+            .decide(&*self.core.backend, &txn, Decision::Rollback)
+            .await
+            .map_err(|e| {
+                tracing::error!(txn = %txn, error = %e, "recording the rollback of an expired transaction failed");
+                ApiError::internal(e.to_string())
+            })?;
         Ok(settle(meta, &txn, decision))
     }
 
@@ -118,11 +133,20 @@ impl<B: Backend> KeyState<B> {
         })
     }
 
-    /// Keeps the router's participant list in step with this key's lease:
-    /// enlisted under its transaction while it holds an explicit lease.
-    /// Costs a comparison, no allocation, for implicit leases.
+    /// Keeps the router's participant list in step with this key: enlisted
+    /// under its transaction while an explicit lease has staged changes here
+    /// (API.md §2.3: a decision reaches the keys that staged; a key that only
+    /// holds a lease keeps it until its own release). Costs a comparison, no
+    /// allocation, for implicit leases.
     pub(super) fn sync_enlistment(&mut self) {
-        let holds = self.lease().filter(|l| l.txn_explicit).map(|l| l.txn_id.as_str());
+        let meta = self.rec.as_ref().map(|r| &r.meta);
+        let holds = meta
+            .and_then(|m| {
+                m.lease
+                    .as_ref()
+                    .filter(|l| l.txn_explicit && m.staged_by(&l.txn_id).is_some())
+            })
+            .map(|l| l.txn_id.as_str());
         if holds == self.enlisted.as_deref() {
             return;
         }
