@@ -6,6 +6,7 @@
 //! `docs/benchmarks.md`. `lockd-bench core` measures the lease core
 //! in-process on `disk://` against the logstore doing the same batches.
 
+mod chart;
 mod cli;
 mod core;
 mod docgen;
@@ -15,6 +16,7 @@ mod fsinfo;
 mod http;
 mod ingest;
 mod json;
+mod peers;
 mod raw;
 mod report;
 mod stats;

@@ -73,6 +73,24 @@ impl Latency {
     }
 }
 
+/// Percentiles a latency CDF is drawn through: dense in the tail, where
+/// systems differ.
+const CDF_PERCENTILES: [f64; 17] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 100.0,
+];
+
+/// `(percentile, µs)` points of a histogram's distribution; empty when it
+/// holds no sample.
+pub(crate) fn cdf(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    CDF_PERCENTILES
+        .iter()
+        .map(|&p| (p, h.value_at_quantile(p / 100.0)))
+        .collect()
+}
+
 /// Events per second over `elapsed`; 0 for an empty interval.
 pub(crate) fn rate(events: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
@@ -126,7 +144,7 @@ pub(crate) fn fmt_rate(r: f64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
@@ -136,9 +154,9 @@ pub(crate) fn fmt_rate(r: f64) -> String {
 
 /// A byte size for a table cell: `256 B`, `4 KiB`.
 pub(crate) fn fmt_bytes(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} B")
@@ -163,6 +181,24 @@ mod tests {
         assert_eq!(l.p999, 999);
         assert_eq!(l.max, 1000);
         assert!((l.mean - 500.5).abs() < 0.01, "mean {}", l.mean);
+    }
+
+    #[test]
+    fn cdf_points_climb_with_the_percentile() {
+        let mut h = new_histogram().expect("histogram");
+        for us in 1..=10_000u64 {
+            record(&mut h, Duration::from_micros(us));
+        }
+        let points = cdf(&h);
+        assert_eq!(points.first().map(|p| p.0), Some(0.0));
+        assert_eq!(points.last().map(|p| p.0), Some(100.0));
+        assert!(
+            points.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{points:?}"
+        );
+        let median = points.iter().find(|p| p.0 == 50.0).map(|p| p.1).unwrap_or(0);
+        assert!((4_950..=5_050).contains(&median), "median {median}");
+        assert!(cdf(&new_histogram().expect("histogram")).is_empty());
     }
 
     #[test]

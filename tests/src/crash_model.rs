@@ -100,7 +100,7 @@ pub fn batch_ops(n: u64) -> Vec<ModelOp> {
     if i % 7 == 6 {
         ops.push(ModelOp::Delete(format!("t{t}/hot/{}", (i + 1) % HOT_KEYS)));
     }
-    if i >= 3 && (i - 3) % 5 != 0 {
+    if i >= 3 && !(i - 3).is_multiple_of(5) {
         let old = n - 3 * THREADS;
         for j in 0..data_keys(old) {
             ops.push(ModelOp::Delete(format!("t{t}/b{old}/k{j}")));

@@ -58,14 +58,6 @@ impl Addr {
             )),
         }
     }
-
-    /// `tcp` or `unix`, for tables.
-    pub(crate) fn transport(&self) -> &'static str {
-        match self {
-            Addr::Tcp(_) => "tcp",
-            Addr::Unix(_) => "unix",
-        }
-    }
 }
 
 impl std::fmt::Display for Addr {
@@ -148,6 +140,50 @@ pub(crate) trait Conn: Send + 'static {
     /// Reads the committed state of `key` without a lease; returns its size
     /// (an error if the key has none).
     fn read(&mut self, namespace: &str, key: &str) -> impl Future<Output = Result<usize, OpError>> + Send;
+
+    /// The YCSB write: `doc` becomes the committed state of `key` with the
+    /// system's usual durable write. lockd has no lease-free write, so its
+    /// write is a whole cycle (acquire, waiting if held; update; release),
+    /// which is this default; plain key-value stores override it with one
+    /// put, and the report labels the difference.
+    fn put(&mut self, namespace: &str, key: &str, doc: Bytes) -> impl Future<Output = Result<(), OpError>> + Send {
+        async move {
+            let lease = match self.acquire(namespace, key, true).await? {
+                Acquired::Granted(l) => l,
+                Acquired::Busy => {
+                    return Err(OpError::Status {
+                        status: 409,
+                        code: "waiting acquire answered busy".into(),
+                    })
+                }
+            };
+            if let Err(e) = self.update(&lease, doc).await {
+                if !e.is_transport() {
+                    let _ = self.release(&lease).await;
+                }
+                return Err(e);
+            }
+            self.release(&lease).await
+        }
+    }
+
+    /// The YCSB scan: reads the committed states of `keys` (consecutive in
+    /// key order) and returns how many exist. The default reads them one by
+    /// one, which is all lockd's API offers; stores with range reads
+    /// override it.
+    fn scan(&mut self, namespace: &str, keys: &[String]) -> impl Future<Output = Result<usize, OpError>> + Send {
+        async move {
+            let mut found = 0;
+            for key in keys {
+                match self.read(namespace, key).await {
+                    Ok(_) => found += 1,
+                    Err(OpError::Status { status: 204, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// Opens connections to one server.

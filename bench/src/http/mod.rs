@@ -9,12 +9,22 @@
 //! concurrency, every server in turn, so slow drift of the machine does not
 //! favour one transport.
 
+mod compare;
 mod driver;
+mod etcd_driver;
+mod handoff;
+#[cfg(test)]
+mod peer_tests;
 mod process;
+mod progress;
+mod redis_driver;
 mod report;
+mod report_json;
+mod systems;
 #[cfg(test)]
 mod tests;
 mod workload;
+mod ycsb;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,24 +38,43 @@ use crate::error::{Error, Result};
 use crate::fsinfo;
 use crate::raw;
 use crate::stats::{fmt_latency, fmt_rate};
-use driver::{Addr, LockdDriver};
+use driver::Addr;
 use process::{CpuClock, Listen, ServerProcess};
 use report::{Meta, Report, Row};
-use workload::{Spec, Workload};
-
-/// The system under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Target {
-    /// lockd-rs (or lockd v0.9) over plain HTTP.
-    Lockd,
-}
+use systems::{System, Target};
+use workload::{Spec, Workload, YcsbSpec};
+use ycsb::{Distribution, Keyspace, Zipf};
 
 /// Flags of `lockd-bench http`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct HttpArgs {
-    /// System under test (more drivers may follow).
-    #[arg(long, value_enum, default_value_t = Target::Lockd)]
-    pub target: Target,
+    /// Systems to measure, comma-separated: lockd (needs --spawn or --addr), etcd, redis
+    /// (appendfsync always), redis-everysec (not durable). etcd and Redis are started by the bench on
+    /// loopback with data in the scratch directory (install them with bench/peers.sh install).
+    /// [default: lockd]
+    #[arg(long, value_delimiter = ',', value_enum, value_name = "T,..")]
+    pub target: Vec<Target>,
+    /// The whole comparison in one command: --spawn --transport tcp --target
+    /// lockd,etcd,redis,redis-everysec and every workload, 3 rounds. Flags given explicitly still win.
+    #[arg(long)]
+    pub compare: bool,
+    /// Rounds: every system runs each workload and concurrency once per round, systems interleaved
+    /// (A B A B …) so drift of the machine hits all alike; the table shows the median round and the
+    /// min–max. [default: 3, or 1 with --quick]
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<usize>,
+    /// YCSB: records loaded before the first YCSB workload (per system; inserts add more).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub record_count: u64,
+    /// YCSB: stop each run after this many operations (or at --duration, whichever comes first).
+    #[arg(long, value_name = "N")]
+    pub op_count: Option<u64>,
+    /// YCSB request distribution.
+    #[arg(long, value_enum, default_value_t = Distribution::Zipfian)]
+    pub distribution: Distribution,
+    /// Write SVG charts (throughput vs concurrency and latency CDF per workload) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
     /// Server to drive: host:port (plain HTTP, start lockd with --disable-mtls) or unix:///path.
     /// Repeat to measure several listeners of one server.
     #[arg(long, value_name = "ADDR", conflicts_with = "spawn")]
@@ -68,7 +97,8 @@ pub(crate) struct HttpArgs {
     /// disk you care about; /tmp is often tmpfs. [default: current directory]
     #[arg(long, env = "LOCKD_BENCH_DIR", value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Workloads, comma-separated or repeated. [default: cycle,public-read,contention]
+    /// Workloads, comma-separated or repeated. [default: cycle,public-read,contention; with --compare
+    /// also ycsb-a..ycsb-f]
     #[arg(long, value_delimiter = ',', value_enum, value_name = "W,..")]
     pub workload: Vec<Workload>,
     /// Workers (= connections) for cycle and public-read, comma-separated. [default: 1,8,64,256, or 1,64 with --quick]
@@ -115,6 +145,11 @@ pub(crate) enum Transport {
 /// What an `http` run will do, with defaults and `--quick` applied.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Plan {
+    targets: Vec<Target>,
+    rounds: usize,
+    record_count: u64,
+    op_count: Option<u64>,
+    distribution: Distribution,
     addrs: Vec<Addr>,
     spawn: Vec<Transport>,
     workloads: Vec<Workload>,
@@ -155,24 +190,55 @@ impl Plan {
             .iter()
             .map(|s| Addr::parse(s).map_err(Error::Invalid))
             .collect::<Result<Vec<_>>>()?;
-        if !a.spawn && (a.store.is_some() || a.server_bin.is_some() || !a.transport.is_empty()) {
+        let spawn_lockd = a.spawn || (a.compare && addrs.is_empty());
+        let targets = or_default(
+            &a.target,
+            if a.compare {
+                vec![Target::Lockd, Target::Etcd, Target::Redis, Target::RedisEverysec]
+            } else {
+                vec![Target::Lockd]
+            },
+        );
+        let lockd = targets.contains(&Target::Lockd);
+        if !spawn_lockd && (a.store.is_some() || a.server_bin.is_some() || !a.transport.is_empty()) {
             return bad("--store, --server-bin and --transport configure spawned servers: they need --spawn");
         }
-        if addrs.is_empty() && !a.spawn {
+        if lockd && addrs.is_empty() && !spawn_lockd {
             return bad("say which server to drive: --addr host:port (or unix:///path), or --spawn to start one");
         }
-        let spawn = if a.spawn {
-            or_default(&a.transport, vec![Transport::Tcp, Transport::Unix])
+        if !lockd && (spawn_lockd || !addrs.is_empty()) && !a.compare {
+            return bad("--spawn and --addr are for lockd: add lockd to --target");
+        }
+        let spawn = if spawn_lockd && lockd {
+            let default = if a.compare || targets.len() > 1 {
+                vec![Transport::Tcp]
+            } else {
+                vec![Transport::Tcp, Transport::Unix]
+            };
+            or_default(&a.transport, default)
         } else {
             Vec::new()
         };
+        let mut all_workloads = vec![Workload::Cycle, Workload::PublicRead, Workload::Contention];
+        if a.compare {
+            all_workloads.extend([
+                Workload::YcsbA,
+                Workload::YcsbB,
+                Workload::YcsbC,
+                Workload::YcsbF,
+                Workload::YcsbD,
+                Workload::YcsbE,
+            ]);
+        }
         let plan = Plan {
-            addrs,
+            addrs: if lockd { addrs } else { Vec::new() },
             spawn,
-            workloads: or_default(
-                &a.workload,
-                vec![Workload::Cycle, Workload::PublicRead, Workload::Contention],
-            ),
+            targets,
+            rounds: a.rounds.unwrap_or(if a.quick { 1 } else { 3 }),
+            record_count: a.record_count,
+            op_count: a.op_count,
+            distribution: a.distribution,
+            workloads: or_default(&a.workload, all_workloads),
             concurrency: dedup(a.concurrency.clone().unwrap_or_else(|| {
                 if a.quick {
                     vec![1, 64]
@@ -209,17 +275,17 @@ impl Plan {
         if !in_range(plan.contention_workers, 4096) || !in_range(plan.client_threads, 256) {
             return bad("--contention-workers must be 1..4096 and --client-threads 1..256");
         }
+        if !in_range(plan.rounds, 100) {
+            return bad("--rounds must be between 1 and 100");
+        }
+        if !(1..=10_000_000).contains(&plan.record_count) || plan.op_count == Some(0) {
+            return bad("--record-count must be between 1 and 10 000 000, and --op-count more than 0");
+        }
         if !in_range(a.value_size, 16 << 20) {
             return bad("--value-size must be between 1 byte and 16 MiB");
         }
         Ok(plan)
     }
-}
-
-/// A server to measure: its address and, when spawned, its process.
-struct Server {
-    addr: Addr,
-    process: Option<ServerProcess>,
 }
 
 /// Entry point of `lockd-bench http`.
@@ -230,6 +296,11 @@ pub(crate) fn run(a: &HttpArgs) -> Result<()> {
     if let Some(path) = &a.json {
         std::fs::write(path, report.json().to_pretty()).map_err(|e| Error::io("write JSON to", path, e))?;
         eprintln!("results written to {}", path.display());
+    }
+    if let Some(dir) = &a.charts {
+        for path in compare::write_charts(&report, dir)? {
+            eprintln!("chart written to {}", path.display());
+        }
     }
     Ok(())
 }
@@ -275,8 +346,9 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
     };
     let mut fsync = vec![probe("before")?];
 
-    let mut servers = Vec::new();
+    let mut systems = Vec::new();
     let (sock_dir, _sock_guard) = socket_dir(scratch.path())?;
+    let store_durable = a.store.as_deref().is_none_or(|s| s.starts_with("disk://")) && !fs.volatile;
     if !plan.spawn.is_empty() {
         let bin = process::find_server_binary(a.server_bin.as_deref())?;
         for t in &plan.spawn {
@@ -295,22 +367,27 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
                 p.pid,
                 p.addr
             );
-            servers.push(Server {
-                addr: p.addr.clone(),
-                process: Some(p),
-            });
+            systems.push(System::lockd(p.addr.clone(), Some(p), store_durable));
         }
-    } else {
+    } else if !plan.addrs.is_empty() {
         notes.push(format!(
-            "the server is external: its CPU time is not measured, and the fdatasync probe ran in {}, which may \
+            "lockd is external: its CPU time is not measured, and the fdatasync probe ran in {}, which may \
              not be the server's disk",
             base.display()
         ));
     }
-    servers.extend(plan.addrs.iter().map(|addr| Server {
-        addr: addr.clone(),
-        process: None,
-    }));
+    systems.extend(plan.addrs.iter().map(|addr| System::lockd(addr.clone(), None, true)));
+    for kind in plan.targets.iter().filter_map(|t| t.peer()) {
+        let sys = System::start_peer(kind, scratch.path())?;
+        eprintln!(
+            "started {} ({}) pid {} on {}",
+            sys.label,
+            sys.version.as_deref().unwrap_or("version unknown"),
+            sys.pid.unwrap_or(0),
+            sys.addr
+        );
+        systems.push(sys);
+    }
 
     let doc = Bytes::from(crate::docgen::document(a.value_size, 1));
     let compacted = crate::ingest::check_same_output(&doc)?.len();
@@ -319,15 +396,16 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("tokio runtime: {e}")))?;
-    let rows = rt.block_on(measure_all(plan, &servers, &doc))?;
+    let measured = rt.block_on(measure_all(plan, &systems, &doc));
     drop(rt);
-
-    fsync.push(probe("after")?);
-    for s in servers {
-        if let Some(p) = s.process {
-            p.stop()?;
-        }
+    let described: Vec<report::SystemInfo> = systems.iter().map(report::SystemInfo::of).collect();
+    let mut stopped = Ok(());
+    for s in systems {
+        stopped = stopped.and(s.stop());
     }
+    let rows = measured?;
+    stopped?;
+    fsync.push(probe("after")?);
     if fs.volatile {
         notes.push(format!(
             "{} is memory-backed: durable numbers here say nothing about a disk",
@@ -345,6 +423,8 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
     };
     let meta = Meta {
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        systems: described,
+        rounds: plan.rounds,
         spawned: !plan.spawn.is_empty(),
         store,
         probe_dir: base.display().to_string(),
@@ -368,64 +448,114 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
     })
 }
 
-/// Every workload x concurrency, each against every server in turn.
-async fn measure_all(plan: &Plan, servers: &[Server], doc: &Bytes) -> Result<Vec<Row>> {
-    let drivers: Vec<(Arc<LockdDriver>, CpuClock)> = servers
+/// Every workload x concurrency x round, each against every system in turn.
+async fn measure_all(plan: &Plan, systems: &[System], doc: &Bytes) -> Result<Vec<Row>> {
+    let clocks: Vec<CpuClock> = systems.iter().map(|s| CpuClock::new(s.pid)).collect();
+    let mut keyspaces: Vec<Option<Arc<Keyspace>>> = systems.iter().map(|_| None).collect();
+    let zipf = plan
+        .workloads
         .iter()
-        .map(|s| {
-            (
-                Arc::new(LockdDriver::new(s.addr.clone())),
-                CpuClock::new(s.process.as_ref().map(|p| p.pid)),
-            )
-        })
-        .collect();
+        .any(|w| w.mix().is_some())
+        .then(|| Zipf::new(plan.record_count, ycsb::THETA));
+    let runs: usize = plan
+        .workloads
+        .iter()
+        .map(|w| plan.levels(*w).0.len() * plan.rounds * systems.len())
+        .sum();
+    let progress = progress::bar(runs as u64);
     let mut rows = Vec::new();
     for &w in &plan.workloads {
-        let (levels, keys) = match w {
-            Workload::Contention => (vec![plan.contention_workers], plan.contention_keys),
-            Workload::Cycle | Workload::PublicRead => (plan.concurrency.clone(), plan.keys),
-        };
+        let (levels, keys) = plan.levels(w);
         if w == Workload::PublicRead {
-            for ((d, _), s) in drivers.iter().zip(servers) {
-                eprintln!("populating {keys} keys on {} for public-read", s.addr);
-                workload::populate(Arc::clone(d), keys, doc.clone()).await?;
+            for s in systems {
+                progress.println(format!("populating {keys} keys on {} for public-read", s.label));
+                workload::populate(
+                    Arc::clone(&s.driver),
+                    w.namespace(),
+                    keys as u64,
+                    |k| format!("k{k}"),
+                    doc.clone(),
+                )
+                .await?;
+            }
+        }
+        if w.mix().is_some() {
+            for (s, space) in systems.iter().zip(keyspaces.iter_mut()) {
+                if space.is_none() {
+                    progress.println(format!("loading {} YCSB records on {}", plan.record_count, s.label));
+                    workload::populate(
+                        Arc::clone(&s.driver),
+                        w.namespace(),
+                        plan.record_count,
+                        ycsb::record_key,
+                        doc.clone(),
+                    )
+                    .await?;
+                    *space = Some(Arc::new(Keyspace::new(plan.record_count)));
+                }
             }
         }
         for &c in &levels {
-            for ((d, clock), s) in drivers.iter().zip(servers) {
-                let spec = Spec {
-                    workload: w,
-                    concurrency: c,
-                    keys,
-                    doc: doc.clone(),
-                    warmup: plan.warmup,
-                    duration: plan.duration,
-                };
-                let m = workload::measure(Arc::clone(d), spec, clock).await?;
-                let row = Row {
-                    workload: w,
-                    transport: s.addr.transport(),
-                    addr: s.addr.to_string(),
-                    concurrency: c,
-                    keys,
-                    m,
-                };
-                eprintln!(
-                    "http  {:<11} {:<4} x {:>4}: {:>9} ops/s  p50 {:>8} p99 {:>8}  errors {}{}",
-                    w.name(),
-                    row.transport,
-                    c,
-                    fmt_rate(row.ops_per_s()),
-                    fmt_latency(row.m.latency.p50),
-                    fmt_latency(row.m.latency.p99),
-                    row.m.errors,
-                    row.m
-                        .handoff
-                        .map_or(String::new(), |h| format!("  hand-off p99 {}", fmt_latency(h.p99)))
-                );
-                rows.push(row);
+            for round in 0..plan.rounds {
+                for ((s, clock), space) in systems.iter().zip(&clocks).zip(&keyspaces) {
+                    let spec = Spec {
+                        workload: w,
+                        concurrency: c,
+                        keys,
+                        doc: doc.clone(),
+                        warmup: plan.warmup,
+                        duration: plan.duration,
+                        op_count: w.mix().and(plan.op_count),
+                        ycsb: match (w.mix(), space, &zipf) {
+                            (Some(_), Some(space), Some(zipf)) => Some(YcsbSpec {
+                                keyspace: Arc::clone(space),
+                                zipf: zipf.clone(),
+                                distribution: plan.distribution,
+                            }),
+                            _ => None,
+                        },
+                    };
+                    let m = workload::measure(Arc::clone(&s.driver), spec, clock).await?;
+                    let row = Row {
+                        workload: w,
+                        system: s.label,
+                        addr: s.addr.clone(),
+                        round,
+                        concurrency: c,
+                        keys,
+                        m,
+                    };
+                    progress.println(format!(
+                        "{:<11} {:<14} x {:>4} #{}: {:>9} ops/s  p50 {:>8} p99 {:>8}  errors {}{}",
+                        w.name(),
+                        row.system,
+                        c,
+                        round + 1,
+                        fmt_rate(row.ops_per_s()),
+                        fmt_latency(row.m.latency.p50),
+                        fmt_latency(row.m.latency.p99),
+                        row.m.errors,
+                        row.m
+                            .handoff
+                            .map_or(String::new(), |h| format!("  hand-off p99 {}", fmt_latency(h.p99)))
+                    ));
+                    progress.inc(1);
+                    rows.push(row);
+                }
             }
         }
     }
+    progress.finish_and_clear();
     Ok(rows)
+}
+
+impl Plan {
+    /// Concurrency levels and key count of workload `w`.
+    fn levels(&self, w: Workload) -> (Vec<usize>, usize) {
+        match w {
+            Workload::Contention => (vec![self.contention_workers], self.contention_keys),
+            _ if w.mix().is_some() => (self.concurrency.clone(), self.record_count as usize),
+            _ => (self.concurrency.clone(), self.keys),
+        }
+    }
 }

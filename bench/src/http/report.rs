@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::compare;
 use super::workload::{Measured, Workload};
-use crate::json::Json;
 use crate::raw::RawResult;
 use crate::stats::{fmt_bytes, fmt_latency, fmt_rate, Latency};
 
@@ -24,6 +24,10 @@ pub(crate) const FAST_FSYNC_US: u64 = 500;
 pub(crate) struct Meta {
     /// The command line.
     pub command: String,
+    /// The systems measured.
+    pub systems: Vec<SystemInfo>,
+    /// Rounds each measurement was repeated.
+    pub rounds: usize,
     /// Whether the servers were started by the bench.
     pub spawned: bool,
     /// The store of the spawned servers (`disk://…`, `mem://`), or `None` for an external server.
@@ -48,15 +52,45 @@ pub(crate) struct Meta {
     pub value_bytes: (usize, usize),
 }
 
+/// One system of the run, as the report describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct SystemInfo {
+    /// Its label.
+    pub label: &'static str,
+    /// Where it listened.
+    pub addr: String,
+    /// What a YCSB write is on it.
+    pub writes: &'static str,
+    /// Whether acknowledged writes survive a crash.
+    pub durable: bool,
+    /// Program version, when known.
+    pub version: Option<String>,
+}
+
+impl SystemInfo {
+    /// Describes `s`.
+    pub(crate) fn of(s: &super::systems::System) -> SystemInfo {
+        SystemInfo {
+            label: s.label,
+            addr: s.addr.clone(),
+            writes: s.writes,
+            durable: s.durable,
+            version: s.version.clone(),
+        }
+    }
+}
+
 /// One measured run.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
     /// What ran.
     pub workload: Workload,
-    /// `tcp` or `unix`.
-    pub transport: &'static str,
+    /// The system's label (`lockd-tcp`, `etcd`, …).
+    pub system: &'static str,
     /// The server's address.
     pub addr: String,
+    /// Which round (0-based) of the interleaved rounds.
+    pub round: usize,
     /// Workers (= connections).
     pub concurrency: usize,
     /// Keys picked from.
@@ -101,8 +135,8 @@ pub(crate) struct Report {
 pub(crate) struct Verdict {
     /// What is wanted.
     pub target: String,
-    /// The transport it was measured on.
-    pub transport: &'static str,
+    /// The system it was measured on.
+    pub system: &'static str,
     /// What was measured, as text.
     pub measured: String,
     /// `Some(true)` met, `Some(false)` missed, `None` does not apply here.
@@ -128,11 +162,13 @@ impl Report {
             .map(|s| s.starts_with("disk://") && !self.meta.volatile)
     }
 
-    /// The verdicts against the issue's targets, one per transport measured.
+    /// The verdicts against lockd's own targets, one per lockd listener
+    /// measured, on the median round.
     pub(crate) fn verdicts(&self) -> Vec<Verdict> {
         let mut out = Vec::new();
         let fast = self.fsync_p50().is_some_and(|p| p < FAST_FSYNC_US);
-        for r in &self.rows {
+        let medians = compare::medians(&self.rows);
+        for r in medians.iter().map(|m| m.row).filter(|r| r.system.starts_with("lockd")) {
             let at64 = r.concurrency == TARGET_CONCURRENCY;
             let short = |got: f64, want: f64| {
                 format!(
@@ -152,7 +188,7 @@ impl Report {
                             "durable cycles/s at concurrency {TARGET_CONCURRENCY} >= {}",
                             fmt_rate(TARGET_CYCLES)
                         ),
-                        transport: r.transport,
+                        system: r.system,
                         measured: format!("{} cycles/s", fmt_rate(got)),
                         met: applies.then_some(met),
                         comment: if !applies {
@@ -179,7 +215,7 @@ impl Report {
                             "public reads/s at concurrency {TARGET_CONCURRENCY} >= {}",
                             fmt_rate(TARGET_READS)
                         ),
-                        transport: r.transport,
+                        system: r.system,
                         measured: format!("{} reads/s", fmt_rate(got)),
                         met: Some(met),
                         comment: if met { "met".into() } else { short(got, TARGET_READS) },
@@ -190,7 +226,7 @@ impl Report {
                     let met = h.count > 0 && h.p99 < TARGET_HANDOFF_P99_US;
                     out.push(Verdict {
                         target: format!("contended hand-off p99 < {}", fmt_latency(TARGET_HANDOFF_P99_US)),
-                        transport: r.transport,
+                        system: r.system,
                         measured: format!("p99 {} over {} hand-offs", fmt_latency(h.p99), h.count),
                         met: (h.count > 0).then_some(met),
                         comment: if h.count == 0 {
@@ -252,11 +288,12 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "\n  {:<11} {:<5} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>11} {:>11}  step p50s",
+            "\n  {:<11} {:<14} {:>4} {:>9} {:>17} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>11} {:>11}  step p50s",
             "workload",
-            "via",
+            "system",
             "conc",
             "ops/s",
+            "min–max",
             "p50",
             "p95",
             "p99",
@@ -266,7 +303,9 @@ impl Report {
             "cpu cl/sv",
             "µs cpu/op",
         );
-        for r in &self.rows {
+        let medians = compare::medians(&self.rows);
+        for med in &medians {
+            let r = med.row;
             let l = &r.m.latency;
             let cores = format!(
                 "{}/{}",
@@ -285,11 +324,12 @@ impl Report {
                     .collect();
             let _ = writeln!(
                 t,
-                "  {:<11} {:<5} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>11} {:>11}  {}",
+                "  {:<11} {:<14} {:>4} {:>9} {:>17} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>11} {:>11}  {}",
                 r.workload.name(),
-                r.transport,
+                r.system,
                 r.concurrency,
                 fmt_rate(r.ops_per_s()),
+                format!("{}–{}", fmt_rate(med.min), fmt_rate(med.max)),
                 fmt_latency(l.p50),
                 fmt_latency(l.p95),
                 fmt_latency(l.p99),
@@ -303,10 +343,16 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "  ops = cycles (acquire -> update -> release) or reads; busy = acquires refused because the key was held;\n  \
-             cpu cl/sv = CPU cores busy in the client / the server during the window; µs cpu/op likewise per operation"
+            "  median of {} round(s), systems interleaved; ops = cycles (acquire -> update -> release), reads or YCSB \
+             operations; busy = acquires refused because the key was held;\n  cpu cl/sv = CPU cores busy in the \
+             client / the server during the window; µs cpu/op likewise per operation",
+            self.meta.rounds
         );
-        let contention: Vec<&Row> = self.rows.iter().filter(|r| r.m.handoff.is_some()).collect();
+        let contention: Vec<&Row> = medians
+            .iter()
+            .map(|m| m.row)
+            .filter(|r| r.m.handoff.is_some())
+            .collect();
         if !contention.is_empty() {
             let _ = writeln!(
                 t,
@@ -319,9 +365,9 @@ impl Report {
                     let h = h.unwrap_or_else(empty_latency);
                     let _ = writeln!(
                         t,
-                        "  {:<5} {} workers on {} keys, from release {from:<8}: {} hand-offs, p50 {} p95 {} p99 {} \
+                        "  {:<14} {} workers on {} keys, from release {from:<8}: {} hand-offs, p50 {} p95 {} p99 {} \
                          p99.9 {} max {}",
-                        r.transport,
+                        r.system,
                         r.concurrency,
                         r.keys,
                         h.count,
@@ -346,93 +392,27 @@ impl Report {
                 let _ = writeln!(
                     t,
                     "  [{mark:>6}] {} via {}: {} — {}",
-                    v.target, v.transport, v.measured, v.comment
+                    v.target, v.system, v.measured, v.comment
                 );
             }
         }
         for r in self.rows.iter().filter(|r| r.m.errors > 0) {
             let _ = writeln!(
                 t,
-                "\nErrors in {} via {} at {}: {} (first: {})",
+                "\nErrors in {} on {} at {} (round {}): {} (first: {})",
                 r.workload.name(),
-                r.transport,
+                r.system,
                 r.concurrency,
+                r.round + 1,
                 r.m.errors,
                 r.m.first_error.as_deref().unwrap_or("?")
             );
         }
+        t.push_str(&compare::table(self, &medians));
         for n in &self.notes {
             let _ = writeln!(t, "\nNote: {n}");
         }
         t
-    }
-
-    /// The results as JSON.
-    pub(crate) fn json(&self) -> Json {
-        let m = &self.meta;
-        let fsync = self.fsync.iter().map(|(when, r)| {
-            Json::obj([
-                ("when", Json::str(*when)),
-                ("syncs_per_s", Json::Num(r.syncs_per_s())),
-                ("latency_us", latency(&r.latency)),
-            ])
-        });
-        let rows = self.rows.iter().map(|r| {
-            let steps = r.m.steps.iter().map(|(n, l)| (n.to_string(), latency(l))).collect();
-            Json::obj([
-                ("workload", Json::str(r.workload.name())),
-                ("transport", Json::str(r.transport)),
-                ("addr", Json::str(r.addr.clone())),
-                ("concurrency", Json::Int(r.concurrency as u64)),
-                ("keys", Json::Int(r.keys as u64)),
-                ("ops", Json::Int(r.m.ops)),
-                ("elapsed_s", Json::Num(r.m.elapsed.as_secs_f64())),
-                ("ops_per_s", Json::Num(r.ops_per_s())),
-                ("errors", Json::Int(r.m.errors)),
-                ("first_error", r.m.first_error.clone().map_or(Json::Null, Json::Str)),
-                ("busy", Json::Int(r.m.busy)),
-                ("latency_us", latency(&r.m.latency)),
-                ("steps_latency_us", Json::Obj(steps)),
-                ("handoff_latency_us", r.m.handoff.as_ref().map_or(Json::Null, latency)),
-                (
-                    "handoff_from_release_sent_us",
-                    r.m.handoff_from_call.as_ref().map_or(Json::Null, latency),
-                ),
-                ("client_cpu_s", Json::opt_num(r.m.client_cpu_s)),
-                ("server_cpu_s", Json::opt_num(r.m.server_cpu_s)),
-            ])
-        });
-        let verdicts = self.verdicts().into_iter().map(|v| {
-            Json::obj([
-                ("target", Json::str(v.target)),
-                ("transport", Json::str(v.transport)),
-                ("measured", Json::str(v.measured)),
-                ("met", v.met.map_or(Json::Null, Json::Bool)),
-                ("comment", Json::str(v.comment)),
-            ])
-        });
-        Json::obj([
-            ("command", Json::str(m.command.clone())),
-            ("spawned", Json::Bool(m.spawned)),
-            ("store", m.store.clone().map_or(Json::Null, Json::Str)),
-            ("probe_dir", Json::str(m.probe_dir.clone())),
-            ("filesystem", Json::str(m.filesystem.clone())),
-            ("memory_backed", Json::Bool(m.volatile)),
-            ("kernel", Json::str(m.kernel.clone())),
-            ("cpus", Json::Int(m.cpus as u64)),
-            ("client_threads", Json::Int(m.client_threads as u64)),
-            ("duration_s", Json::Num(m.duration.as_secs_f64())),
-            ("warmup_s", Json::Num(m.warmup.as_secs_f64())),
-            ("value_bytes", Json::Int(m.value_bytes.0 as u64)),
-            ("value_bytes_compacted", Json::Int(m.value_bytes.1 as u64)),
-            ("fdatasync", Json::Arr(fsync.collect())),
-            ("runs", Json::Arr(rows.collect())),
-            ("targets", Json::Arr(verdicts.collect())),
-            (
-                "notes",
-                Json::Arr(self.notes.iter().map(|n| Json::str(n.clone())).collect()),
-            ),
-        ])
     }
 }
 
@@ -448,20 +428,8 @@ fn empty_latency() -> Latency {
     }
 }
 
-fn latency(l: &Latency) -> Json {
-    Json::obj([
-        ("count", Json::Int(l.count)),
-        ("p50", Json::Int(l.p50)),
-        ("p95", Json::Int(l.p95)),
-        ("p99", Json::Int(l.p99)),
-        ("p999", Json::Int(l.p999)),
-        ("max", Json::Int(l.max)),
-        ("mean", Json::Num(l.mean)),
-    ])
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn lat(p50: u64, p99: u64, count: u64) -> Latency {
@@ -476,11 +444,12 @@ mod tests {
         }
     }
 
-    fn row(workload: Workload, transport: &'static str, concurrency: usize, ops: u64, handoff: Option<Latency>) -> Row {
+    fn row(workload: Workload, system: &'static str, concurrency: usize, ops: u64, handoff: Option<Latency>) -> Row {
         Row {
             workload,
-            transport,
+            system,
             addr: "x".into(),
+            round: 0,
             concurrency,
             keys: 10,
             m: Measured {
@@ -495,14 +464,18 @@ mod tests {
                 handoff_from_call: handoff,
                 client_cpu_s: Some(0.5),
                 server_cpu_s: None,
+                cdf: vec![(50.0, 100), (99.0, 900)],
             },
         }
     }
 
-    fn report(store: &str, fsync_p50: u64, rows: Vec<Row>) -> Report {
+    /// A report around `rows`, for tests of the report and its readers.
+    pub(crate) fn report(store: &str, fsync_p50: u64, rows: Vec<Row>) -> Report {
         Report {
             meta: Meta {
                 command: "lockd-bench http".into(),
+                systems: Vec::new(),
+                rounds: 1,
                 spawned: true,
                 store: Some(store.into()),
                 probe_dir: "/d".into(),
@@ -533,12 +506,12 @@ mod tests {
     #[test]
     fn verdicts_against_the_issue_targets() {
         let rows = vec![
-            row(Workload::Cycle, "tcp", 64, 8_000, None),
-            row(Workload::Cycle, "unix", 64, 12_000, None),
-            row(Workload::Cycle, "tcp", 8, 1, None),
-            row(Workload::PublicRead, "tcp", 64, 40_000, None),
-            row(Workload::Contention, "tcp", 64, 500, Some(lat(300, 6_000, 400))),
-            row(Workload::Contention, "unix", 64, 500, Some(lat(300, 2_000, 400))),
+            row(Workload::Cycle, "lockd-tcp", 64, 8_000, None),
+            row(Workload::Cycle, "lockd-unix", 64, 12_000, None),
+            row(Workload::Cycle, "lockd-tcp", 8, 1, None),
+            row(Workload::PublicRead, "lockd-tcp", 64, 40_000, None),
+            row(Workload::Contention, "lockd-tcp", 64, 500, Some(lat(300, 6_000, 400))),
+            row(Workload::Contention, "lockd-unix", 64, 500, Some(lat(300, 2_000, 400))),
         ];
         let r = report("disk:///d/s", 200, rows);
         let v = r.verdicts();
@@ -557,16 +530,20 @@ mod tests {
 
     #[test]
     fn the_cycle_target_does_not_apply_to_slow_disks_or_memory() {
-        let slow = report("disk:///d/s", 2_000, vec![row(Workload::Cycle, "tcp", 64, 800, None)]);
+        let slow = report(
+            "disk:///d/s",
+            2_000,
+            vec![row(Workload::Cycle, "lockd-tcp", 64, 800, None)],
+        );
         let v = slow.verdicts();
         assert_eq!(v[0].met, None);
         assert!(v[0].comment.contains("not < 500µs"), "{}", v[0].comment);
-        let mem = report("mem://", 100, vec![row(Workload::Cycle, "tcp", 64, 800, None)]);
+        let mem = report("mem://", 100, vec![row(Workload::Cycle, "lockd-tcp", 64, 800, None)]);
         assert_eq!(mem.verdicts()[0].met, None);
         let none = report(
             "mem://",
             100,
-            vec![row(Workload::Contention, "tcp", 2, 5, Some(lat(0, 0, 0)))],
+            vec![row(Workload::Contention, "lockd-tcp", 2, 5, Some(lat(0, 0, 0)))],
         );
         assert_eq!(none.verdicts()[0].met, None);
     }

@@ -9,6 +9,7 @@ use clap::Parser;
 use lockd_actors::{LeaseConfig, MemBackend, Router};
 use lockd_net::server::{serve, ListenSpec, Listener, ServerConfig, TcpFamily};
 
+use super::driver::LockdDriver;
 use super::*;
 use crate::cli::{Cli, Command};
 
@@ -59,6 +60,42 @@ fn defaults_quick_and_explicit_flags() {
     assert_eq!(mixed.spawn, vec![Transport::Unix]);
     assert_eq!(mixed.workloads, vec![Workload::Contention, Workload::Cycle]);
     assert_eq!(mixed.duration, Duration::from_millis(250));
+    assert_eq!(mixed.rounds, 1, "--quick runs one round");
+    assert_eq!(full.rounds, 3);
+    assert_eq!(full.targets, vec![Target::Lockd]);
+}
+
+#[test]
+fn compare_runs_everything_against_every_system() {
+    let plan = Plan::resolve(&args(&["--compare"])).expect("plan");
+    assert_eq!(
+        plan.targets,
+        vec![Target::Lockd, Target::Etcd, Target::Redis, Target::RedisEverysec]
+    );
+    assert_eq!(plan.spawn, vec![Transport::Tcp], "lockd over TCP, like the peers");
+    assert_eq!(plan.workloads.len(), 9);
+    assert_eq!(plan.workloads.last(), Some(&Workload::YcsbE), "inserting mixes last");
+    assert_eq!(plan.rounds, 3);
+    let peers_only = Plan::resolve(&args(&["--target", "etcd,redis", "--workload", "ycsb-c"])).expect("plan");
+    assert!(peers_only.spawn.is_empty() && peers_only.addrs.is_empty());
+    assert_eq!(peers_only.levels(Workload::YcsbC), (vec![1, 8, 64, 256], 10_000));
+    let custom = Plan::resolve(&args(&[
+        "--compare",
+        "--rounds",
+        "2",
+        "--record-count",
+        "500",
+        "--op-count",
+        "1000",
+        "--distribution",
+        "uniform",
+    ]))
+    .expect("plan");
+    assert_eq!(
+        (custom.rounds, custom.record_count, custom.op_count),
+        (2, 500, Some(1000))
+    );
+    assert_eq!(custom.distribution, Distribution::Uniform);
 }
 
 #[test]
@@ -71,10 +108,18 @@ fn rejects_what_cannot_run() {
     assert!(Plan::resolve(&args(&["--spawn", "--value-size", "0"])).is_err());
     assert!(Plan::resolve(&args(&["--addr", "127.0.0.1:1", "--store", "mem://"])).is_err());
     assert!(Plan::resolve(&args(&["--addr", "127.0.0.1:1", "--transport", "tcp"])).is_err());
+    assert!(
+        Plan::resolve(&args(&["--spawn", "--target", "etcd"])).is_err(),
+        "--spawn is for lockd"
+    );
+    assert!(Plan::resolve(&args(&["--spawn", "--rounds", "0"])).is_err());
+    assert!(Plan::resolve(&args(&["--spawn", "--record-count", "0"])).is_err());
+    assert!(Plan::resolve(&args(&["--spawn", "--op-count", "0"])).is_err());
     for argv in [
         &["lockd-bench", "http", "--spawn", "--addr", "127.0.0.1:1"][..],
         &["lockd-bench", "http", "--spawn", "--workload", "scan"],
-        &["lockd-bench", "http", "--spawn", "--target", "etcd"],
+        &["lockd-bench", "http", "--spawn", "--target", "zookeeper"],
+        &["lockd-bench", "http", "--spawn", "--distribution", "latest"],
         &["lockd-bench", "http", "--spawn", "--duration", "soon"],
     ] {
         assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
@@ -85,7 +130,16 @@ fn check(m: &workload::Measured, what: &str) {
     assert!(m.ops > 0, "{what}: no operation completed");
     assert_eq!(m.errors, 0, "{what}: {:?}", m.first_error);
     assert_eq!(m.latency.count, m.ops, "{what}: one latency per operation");
-    assert!(m.steps.iter().all(|(_, l)| l.count == m.ops), "{what}: {:?}", m.steps);
+    if what.starts_with("ycsb") {
+        let per_kind: u64 = m.steps.iter().map(|(_, l)| l.count).sum();
+        assert_eq!(
+            per_kind, m.ops,
+            "{what}: each operation counted under its kind: {:?}",
+            m.steps
+        );
+    } else {
+        assert!(m.steps.iter().all(|(_, l)| l.count == m.ops), "{what}: {:?}", m.steps);
+    }
     assert!(m.client_cpu_s.is_some(), "{what}: client CPU time read");
 }
 
@@ -94,7 +148,7 @@ async fn smoke(addr: Addr, server_pid: Option<u32>) {
     let driver = Arc::new(LockdDriver::new(addr.clone()));
     let clock = CpuClock::new(server_pid);
     let doc = Bytes::from(crate::docgen::document(256, 1));
-    workload::populate(Arc::clone(&driver), 20, doc.clone())
+    workload::populate(Arc::clone(&driver), "bench-read", 20, |k| format!("k{k}"), doc.clone())
         .await
         .expect("populate");
     for (w, keys) in [
@@ -109,6 +163,8 @@ async fn smoke(addr: Addr, server_pid: Option<u32>) {
             doc: doc.clone(),
             warmup: Duration::from_millis(200),
             duration: Duration::from_millis(800),
+            op_count: None,
+            ycsb: None,
         };
         let m = workload::measure(Arc::clone(&driver), spec, &clock)
             .await
@@ -122,6 +178,57 @@ async fn smoke(addr: Addr, server_pid: Option<u32>) {
             assert!(m.handoff.is_none());
         }
     }
+    ycsb_smoke(driver, &clock, &doc, &addr.to_string()).await;
+}
+
+/// Every YCSB mix for a short while at concurrency 2 over 50 records.
+pub(super) async fn ycsb_smoke<D: super::driver::Driver>(driver: Arc<D>, clock: &CpuClock, doc: &Bytes, name: &str) {
+    let records = 50;
+    workload::populate(
+        Arc::clone(&driver),
+        workload::YCSB_NAMESPACE,
+        records,
+        ycsb::record_key,
+        doc.clone(),
+    )
+    .await
+    .expect("load YCSB records");
+    let keyspace = Arc::new(ycsb::Keyspace::new(records));
+    let zipf = ycsb::Zipf::new(records, ycsb::THETA);
+    for w in [
+        Workload::YcsbA,
+        Workload::YcsbB,
+        Workload::YcsbC,
+        Workload::YcsbF,
+        Workload::YcsbD,
+        Workload::YcsbE,
+    ] {
+        let spec = Spec {
+            workload: w,
+            concurrency: 2,
+            keys: records as usize,
+            doc: doc.clone(),
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_secs(5),
+            op_count: Some(200),
+            ycsb: Some(YcsbSpec {
+                keyspace: Arc::clone(&keyspace),
+                zipf: zipf.clone(),
+                distribution: Distribution::Zipfian,
+            }),
+        };
+        let m = workload::measure(Arc::clone(&driver), spec, clock)
+            .await
+            .expect("measure");
+        let what = format!("{} on {name}", w.name());
+        check(&m, &what);
+        assert!(m.ops >= 200, "{what}: ran to the operation count ({} ops)", m.ops);
+        assert!(
+            m.elapsed < Duration::from_secs(5),
+            "{what}: stopped at the count, not the time"
+        );
+    }
+    assert!(keyspace.count() > records, "D and E inserted records");
 }
 
 #[test]
@@ -202,15 +309,22 @@ fn spawned_lockd_servers_run_every_workload() {
     ]);
     let plan = Plan::resolve(&a).expect("plan");
     let report = execute(&a, &plan).expect("run");
-    // 3 workloads x 1 concurrency x 2 transports.
+    // 3 workloads x 1 concurrency x 1 round x 2 transports.
     assert_eq!(report.rows.len(), 6);
     for r in &report.rows {
-        check(&r.m, &format!("{} via {}", r.workload.name(), r.transport));
+        check(&r.m, &format!("{} via {}", r.workload.name(), r.system));
         assert!(r.m.server_cpu_s.is_some_and(|s| s > 0.0), "server CPU time read");
     }
     assert_eq!(
-        report.rows.iter().map(|r| r.transport).collect::<Vec<_>>(),
-        ["tcp", "unix", "tcp", "unix", "tcp", "unix"]
+        report.rows.iter().map(|r| r.system).collect::<Vec<_>>(),
+        [
+            "lockd-tcp",
+            "lockd-unix",
+            "lockd-tcp",
+            "lockd-unix",
+            "lockd-tcp",
+            "lockd-unix"
+        ]
     );
     assert_eq!(report.fsync.len(), 2);
     let table = report.table();

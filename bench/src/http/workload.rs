@@ -6,7 +6,7 @@
 //! are counted. Errors are counted whenever they happen, warm-up included:
 //! a clean run has none.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use tokio::sync::Barrier;
 
 use super::driver::{Acquired, Conn, Driver, Lease, OpError};
+use super::handoff::{Handoff, HandoffBook};
 use super::process::CpuClock;
+use super::ycsb::{self, Chooser, Distribution, Keyspace, Mix, Op, Zipf};
 use crate::error::{Error, Result};
 use crate::stats::{self, Latency};
 
@@ -31,6 +33,18 @@ pub(crate) enum Workload {
     PublicRead,
     /// Workers acquire (waiting) a random key among a few, update, release; measures hand-off latency.
     Contention,
+    /// YCSB A (update heavy): 50 % read, 50 % update.
+    YcsbA,
+    /// YCSB B (read mostly): 95 % read, 5 % update.
+    YcsbB,
+    /// YCSB C (read only).
+    YcsbC,
+    /// YCSB D (read latest): 95 % read of recent records, 5 % insert.
+    YcsbD,
+    /// YCSB E (short ranges): 95 % scan of 1–100 records, 5 % insert.
+    YcsbE,
+    /// YCSB F (read-modify-write): 50 % read, 50 % read then update.
+    YcsbF,
 }
 
 impl Workload {
@@ -40,6 +54,25 @@ impl Workload {
             Workload::Cycle => "cycle",
             Workload::PublicRead => "public-read",
             Workload::Contention => "contention",
+            Workload::YcsbA => "ycsb-a",
+            Workload::YcsbB => "ycsb-b",
+            Workload::YcsbC => "ycsb-c",
+            Workload::YcsbD => "ycsb-d",
+            Workload::YcsbE => "ycsb-e",
+            Workload::YcsbF => "ycsb-f",
+        }
+    }
+
+    /// The YCSB mix, for the YCSB workloads.
+    pub(crate) fn mix(self) -> Option<Mix> {
+        match self {
+            Workload::YcsbA => Some(Mix::A),
+            Workload::YcsbB => Some(Mix::B),
+            Workload::YcsbC => Some(Mix::C),
+            Workload::YcsbD => Some(Mix::D),
+            Workload::YcsbE => Some(Mix::E),
+            Workload::YcsbF => Some(Mix::F),
+            Workload::Cycle | Workload::PublicRead | Workload::Contention => None,
         }
     }
 
@@ -49,6 +82,8 @@ impl Workload {
             Workload::Cycle => "bench-cycle",
             Workload::PublicRead => "bench-read",
             Workload::Contention => "bench-contention",
+            // One key space for all YCSB mixes, loaded once per system.
+            _ => YCSB_NAMESPACE,
         }
     }
 
@@ -57,8 +92,25 @@ impl Workload {
         match self {
             Workload::Cycle | Workload::Contention => &["acquire", "update", "release"],
             Workload::PublicRead => &["read"],
+            _ => &ycsb::OP_NAMES,
         }
     }
+}
+
+/// Namespace of the YCSB records.
+pub(crate) const YCSB_NAMESPACE: &str = "bench-ycsb";
+
+/// What the YCSB workloads need beyond a [`Spec`]: the system's records
+/// (shared across runs, since inserts grow them) and the request
+/// distribution.
+#[derive(Debug, Clone)]
+pub(crate) struct YcsbSpec {
+    /// Records of the system under test.
+    pub keyspace: Arc<Keyspace>,
+    /// Zipfian ranks over the loaded records (built once, cloned per worker).
+    pub zipf: Zipf,
+    /// How records are picked.
+    pub distribution: Distribution,
 }
 
 /// One measurement: a workload at one concurrency against one server.
@@ -74,8 +126,12 @@ pub(crate) struct Spec {
     pub doc: Bytes,
     /// Unmeasured time first.
     pub warmup: Duration,
-    /// Measured time.
+    /// Measured time (at most, with `op_count`).
     pub duration: Duration,
+    /// Close the window after this many operations (YCSB's operation count).
+    pub op_count: Option<u64>,
+    /// Required by the YCSB workloads.
+    pub ycsb: Option<YcsbSpec>,
 }
 
 /// What one measurement produced.
@@ -104,6 +160,8 @@ pub(crate) struct Measured {
     pub client_cpu_s: Option<f64>,
     /// CPU seconds the server process used in the window (when its pid is known).
     pub server_cpu_s: Option<f64>,
+    /// `(percentile, µs)` points of the latency distribution, for CDF charts.
+    pub cdf: Vec<(f64, u64)>,
 }
 
 const WARMUP: u8 = 0;
@@ -113,67 +171,6 @@ const STOP: u8 = 2;
 /// Longest the workers may take to finish their last operation after the
 /// window closes.
 const STOP_GRACE: Duration = Duration::from_secs(60);
-
-/// Per key, the last release and the last grant seen, so that a release
-/// and its successor's grant are paired by fencing token (T, then T + 1)
-/// whichever of the two workers records first.
-#[derive(Default)]
-struct Slot {
-    /// Token released, when the release was sent and when it was answered.
-    released: Option<(i64, Instant, Instant)>,
-    /// Token granted, when the acquire was sent and when it was answered.
-    granted: Option<(i64, Instant, Instant)>,
-}
-
-/// One hand-off: from the release answered, and from the release sent.
-pub(crate) type Handoff = (Duration, Duration);
-
-/// Hand-off bookkeeping for the contention workload.
-pub(crate) struct HandoffBook {
-    slots: Vec<Mutex<Slot>>,
-}
-
-impl HandoffBook {
-    /// Books for `keys` keys.
-    pub(crate) fn new(keys: usize) -> HandoffBook {
-        HandoffBook {
-            slots: (0..keys).map(|_| Mutex::new(Slot::default())).collect(),
-        }
-    }
-
-    /// Key `k` was granted with `token`; the acquire was sent at `asked`
-    /// and answered at `got`. Returns the hand-off latency if the release
-    /// of `token - 1` was already seen and this acquirer was waiting for it
-    /// (sent before that release was answered).
-    pub(crate) fn granted(&self, k: usize, token: i64, asked: Instant, got: Instant) -> Option<Handoff> {
-        let mut slot = self.slots.get(k)?.lock();
-        match slot.released.take() {
-            Some((prev, called, r)) if prev == token - 1 => {
-                (asked < r).then(|| (got.saturating_duration_since(r), got.saturating_duration_since(called)))
-            }
-            _ => {
-                slot.granted = Some((token, asked, got));
-                None
-            }
-        }
-    }
-
-    /// The lease with `token` on key `k` was released: sent at `called`,
-    /// answered at `r`. Returns the hand-off latency if the successor's
-    /// grant was already seen (zero when it arrived before this answer).
-    pub(crate) fn released(&self, k: usize, token: i64, called: Instant, r: Instant) -> Option<Handoff> {
-        let mut slot = self.slots.get(k)?.lock();
-        match slot.granted.take() {
-            Some((next, asked, got)) if next == token + 1 => {
-                (asked < r).then(|| (got.saturating_duration_since(r), got.saturating_duration_since(called)))
-            }
-            _ => {
-                slot.released = Some((token, called, r));
-                None
-            }
-        }
-    }
-}
 
 /// xorshift64*: each worker's key choices, cheap and reproducible.
 struct Rng(u64);
@@ -225,6 +222,8 @@ impl Tally {
 enum Outcome {
     /// Completed, with the time of each step.
     Done([Duration; 3]),
+    /// A YCSB operation of kind `.0` (index into its steps) completed.
+    Op(usize, Duration),
     /// The key was held (cycle).
     Busy,
 }
@@ -234,6 +233,12 @@ struct Shared {
     spec: Spec,
     phase: AtomicU8,
     book: HandoffBook,
+    /// Grants seen per key (contention). Grants of one key are strictly
+    /// ordered, so numbering them here pairs hand-offs for every system,
+    /// including those without fencing tokens.
+    grants: Vec<AtomicI64>,
+    /// Operations counted in the window (for `op_count`).
+    counted: AtomicU64,
     /// Hand-offs from the release answered, and from the release sent.
     handoffs: Mutex<(Histogram<u64>, Histogram<u64>)>,
 }
@@ -275,9 +280,13 @@ async fn cycle<C: Conn>(conn: &mut C, sh: &Shared, rng: &mut Rng, wait: bool) ->
         Acquired::Busy => return Ok(Outcome::Busy),
     };
     let got = Instant::now();
-    if wait {
-        sh.handoff(sh.book.granted(k, lease.fencing_token, asked, got));
-    }
+    let seq = if wait {
+        let seq = sh.grants.get(k).map_or(0, |g| g.fetch_add(1, Ordering::Relaxed) + 1);
+        sh.handoff(sh.book.granted(k, seq, asked, got));
+        seq
+    } else {
+        0
+    };
     if let Err(e) = conn.update(&lease, sh.spec.doc.clone()).await {
         if !e.is_transport() {
             abandon(conn, &lease).await;
@@ -288,7 +297,7 @@ async fn cycle<C: Conn>(conn: &mut C, sh: &Shared, rng: &mut Rng, wait: bool) ->
     conn.release(&lease).await?;
     let released = Instant::now();
     if wait {
-        sh.handoff(sh.book.released(k, lease.fencing_token, updated, released));
+        sh.handoff(sh.book.released(k, seq, updated, released));
     }
     Ok(Outcome::Done([got - asked, updated - got, released - updated]))
 }
@@ -300,6 +309,38 @@ async fn read<C: Conn>(conn: &mut C, sh: &Shared, rng: &mut Rng) -> std::result:
     Ok(Outcome::Done([asked.elapsed(), Duration::ZERO, Duration::ZERO]))
 }
 
+/// One YCSB operation, chosen by `chooser`. A read of a record that does
+/// not exist (yet: workload D may pick an insert still in flight) is a
+/// miss, not a failure.
+async fn ycsb_op<C: Conn>(conn: &mut C, sh: &Shared, chooser: &mut Chooser) -> std::result::Result<Outcome, OpError> {
+    let Some(y) = sh.spec.ycsb.as_ref() else {
+        return Err(OpError::Transport("a YCSB workload ran without its key space".into()));
+    };
+    let ns = YCSB_NAMESPACE;
+    let op = chooser.next(&y.keyspace);
+    let started = Instant::now();
+    let missing_is_fine = |r: std::result::Result<usize, OpError>| match r {
+        Err(OpError::Status { status: 204, .. }) => Ok(0),
+        other => other,
+    };
+    match op {
+        Op::Read(k) => {
+            missing_is_fine(conn.read(ns, &ycsb::record_key(k)).await)?;
+        }
+        Op::Update(k) | Op::Insert(k) => conn.put(ns, &ycsb::record_key(k), sh.spec.doc.clone()).await?,
+        Op::Scan(k, len) => {
+            let keys: Vec<String> = (k..k + len as u64).map(ycsb::record_key).collect();
+            conn.scan(ns, &keys).await?;
+        }
+        Op::ReadModifyWrite(k) => {
+            let key = ycsb::record_key(k);
+            missing_is_fine(conn.read(ns, &key).await)?;
+            conn.put(ns, &key, sh.spec.doc.clone()).await?;
+        }
+    }
+    Ok(Outcome::Op(op.kind(), started.elapsed()))
+}
+
 /// One worker: connect, wait for everyone, then run until told to stop.
 async fn worker<D: Driver>(driver: Arc<D>, sh: Arc<Shared>, ready: Arc<Barrier>, id: usize) -> Result<Tally> {
     let first = driver.connect().await;
@@ -308,6 +349,11 @@ async fn worker<D: Driver>(driver: Arc<D>, sh: Arc<Shared>, ready: Arc<Barrier>,
     let workload = sh.spec.workload;
     let mut tally = Tally::new(workload.steps().len())?;
     let mut rng = Rng::new(id as u64 + 1);
+    let mut chooser = match (workload.mix(), sh.spec.ycsb.as_ref()) {
+        (Some(mix), Some(y)) => Some(Chooser::new(mix, y.distribution, y.zipf.clone(), id as u64 + 1)),
+        (Some(_), None) => return Err(Error::Invalid(format!("{} needs a YCSB key space", workload.name()))),
+        _ => None,
+    };
     loop {
         let phase = sh.phase.load(Ordering::Relaxed);
         if phase == STOP {
@@ -318,13 +364,26 @@ async fn worker<D: Driver>(driver: Arc<D>, sh: Arc<Shared>, ready: Arc<Barrier>,
             Workload::Cycle => cycle(&mut conn, &sh, &mut rng, false).await,
             Workload::Contention => cycle(&mut conn, &sh, &mut rng, true).await,
             Workload::PublicRead => read(&mut conn, &sh, &mut rng).await,
+            _ => match chooser.as_mut() {
+                Some(c) => ycsb_op(&mut conn, &sh, c).await,
+                None => return Err(Error::Invalid(format!("{} has no operation chooser", workload.name()))),
+            },
         };
         let counted = phase == MEASURE && sh.measuring();
         match outcome {
             Ok(Outcome::Done(steps)) if counted => {
                 tally.ops += 1;
+                sh.counted.fetch_add(1, Ordering::Relaxed);
                 stats::record(&mut tally.total, started.elapsed());
                 for (h, d) in tally.steps.iter_mut().zip(steps) {
+                    stats::record(h, d);
+                }
+            }
+            Ok(Outcome::Op(kind, d)) if counted => {
+                tally.ops += 1;
+                sh.counted.fetch_add(1, Ordering::Relaxed);
+                stats::record(&mut tally.total, d);
+                if let Some(h) = tally.steps.get_mut(kind) {
                     stats::record(h, d);
                 }
             }
@@ -367,8 +426,12 @@ pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuCl
         ));
     }
     let workload = spec.workload;
+    // Hand-off books only for contention: YCSB's key spaces run to millions.
+    let booked = if workload == Workload::Contention { spec.keys } else { 0 };
     let sh = Arc::new(Shared {
-        book: HandoffBook::new(spec.keys),
+        book: HandoffBook::new(booked),
+        grants: (0..booked).map(|_| AtomicI64::new(0)).collect(),
+        counted: AtomicU64::new(0),
         handoffs: Mutex::new((stats::new_histogram()?, stats::new_histogram()?)),
         phase: AtomicU8::new(WARMUP),
         spec,
@@ -382,7 +445,14 @@ pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuCl
     let cpu0 = clock.sample();
     sh.phase.store(MEASURE, Ordering::Relaxed);
     let start = Instant::now();
-    tokio::time::sleep(sh.spec.duration).await;
+    match sh.spec.op_count {
+        None => tokio::time::sleep(sh.spec.duration).await,
+        Some(n) => {
+            while start.elapsed() < sh.spec.duration && sh.counted.load(Ordering::Relaxed) < n {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
     sh.phase.store(STOP, Ordering::Relaxed);
     let elapsed = start.elapsed();
     let cpu1 = clock.sample();
@@ -433,6 +503,7 @@ pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuCl
         handoff_from_call,
         client_cpu_s,
         server_cpu_s,
+        cdf: stats::cdf(&total),
     })
 }
 
@@ -448,24 +519,24 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<Result<Tally>>>) -> V
     out
 }
 
-/// Gives each of `keys` keys of the public-read namespace a committed
-/// document (one cycle each), with up to 64 connections.
-pub(crate) async fn populate<D: Driver>(driver: Arc<D>, keys: usize, doc: Bytes) -> Result<()> {
-    let workers = keys.clamp(1, 64);
+/// Gives `count` keys of `namespace` (named by `key`) a committed document
+/// with each system's write ([`Conn::put`]), over up to 64 connections.
+pub(crate) async fn populate<D: Driver>(
+    driver: Arc<D>,
+    namespace: &'static str,
+    count: u64,
+    key: fn(u64) -> String,
+    doc: Bytes,
+) -> Result<()> {
+    let workers = count.clamp(1, 64);
     let mut handles = Vec::new();
     for w in 0..workers {
         let (driver, doc) = (Arc::clone(&driver), doc.clone());
         handles.push(tokio::spawn(async move {
-            let fail = |e: OpError| Error::Other(format!("populating the public-read keys: {e}"));
+            let fail = |e: OpError| Error::Other(format!("populating {namespace}: {e}"));
             let mut conn = driver.connect().await.map_err(fail)?;
-            let ns = Workload::PublicRead.namespace();
-            for k in (w..keys).step_by(workers) {
-                let lease = match conn.acquire(ns, &format!("k{k}"), true).await.map_err(fail)? {
-                    Acquired::Granted(l) => l,
-                    Acquired::Busy => return Err(Error::Other(format!("populating: k{k} is held"))),
-                };
-                conn.update(&lease, doc.clone()).await.map_err(fail)?;
-                conn.release(&lease).await.map_err(fail)?;
+            for k in (w..count).step_by(workers as usize) {
+                conn.put(namespace, &key(k), doc.clone()).await.map_err(fail)?;
             }
             Ok::<_, Error>(())
         }));
@@ -490,28 +561,6 @@ async fn futures_join_unit(handles: Vec<tokio::task::JoinHandle<Result<()>>>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn handoffs_pair_by_token_whichever_side_comes_first() {
-        let book = HandoffBook::new(2);
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let d = |a, b| Some((Duration::from_millis(a), Duration::from_millis(b)));
-        // Release of token 4 (sent at 6, answered at 10) seen first, then the grant of 5 that was waiting.
-        assert_eq!(book.released(0, 4, ms(6), ms(10)), None);
-        assert_eq!(book.granted(0, 5, ms(2), ms(13)), d(3, 7));
-        // The successor's grant is seen before the release answer: zero from the answer.
-        assert_eq!(book.granted(1, 8, ms(1), ms(20)), None);
-        assert_eq!(book.released(1, 7, ms(18), ms(21)), d(0, 2));
-        // A grant that was not waiting (asked after the release) is no hand-off.
-        assert_eq!(book.released(0, 5, ms(29), ms(30)), None);
-        assert_eq!(book.granted(0, 6, ms(31), ms(32)), None);
-        // Tokens that do not follow each other are not paired.
-        assert_eq!(book.released(0, 9, ms(39), ms(40)), None);
-        assert_eq!(book.granted(0, 11, ms(39), ms(41)), None);
-        // Unknown keys are ignored.
-        assert_eq!(book.granted(5, 1, ms(0), ms(1)), None);
-    }
 
     #[test]
     fn keys_are_spread_over_the_range() {
