@@ -1,18 +1,23 @@
 //! Smoke tests of the etcd and Redis drivers against real servers started
 //! by [`PeerProcess`]: the lease cycle the workloads rely on (a held key is
 //! busy for others, release frees it, a waiting acquire gets it), reads,
-//! puts and scans, and that stopping the peer leaves no process behind.
+//! puts and scans, then every workload of the comparison (YCSB's
+//! included) through the same driver, and that stopping the peer leaves no
+//! process behind.
 //!
 //! A peer that is not installed is skipped with a message, unless
 //! `LOCKD_BENCH_REQUIRE_PEERS=1` (set in CI), where it fails the test.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::driver::{Acquired, Conn, Driver, Lease, OpError};
 use super::etcd_driver::EtcdDriver;
+use super::process::CpuClock;
 use super::redis_driver::RedisDriver;
+use super::tests::every_workload;
 use crate::peers::{find_binary, PeerKind, PeerProcess};
 
 /// Whether missing peers fail the tests instead of skipping them.
@@ -42,7 +47,8 @@ fn alive(pid: u32) -> bool {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
@@ -127,7 +133,11 @@ fn smoke<D: Driver>(kind: PeerKind, make: fn(String) -> D, fenced: bool) {
     assert_eq!(peer.kind, kind);
     assert!(alive(peer.pid));
     let driver = make(peer.addr.clone());
-    runtime().block_on(exercise(&driver, fenced));
+    let rt = runtime();
+    rt.block_on(exercise(&driver, fenced));
+    // And every workload the comparison runs, through the same driver.
+    let clock = CpuClock::new(Some(peer.pid));
+    rt.block_on(every_workload(Arc::new(driver), &clock, kind.name()));
     let pid = peer.pid;
     peer.stop().expect("stop");
     assert!(!alive(pid), "{} (pid {pid}) still runs after stop", kind.binary());

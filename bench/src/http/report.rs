@@ -320,6 +320,7 @@ impl Report {
             let steps: Vec<String> =
                 r.m.steps
                     .iter()
+                    .filter(|(_, s)| s.count > 0)
                     .map(|(n, s)| format!("{n} {}", fmt_latency(s.p50)))
                     .collect();
             let _ = writeln!(
@@ -356,7 +357,7 @@ impl Report {
         if !contention.is_empty() {
             let _ = writeln!(
                 t,
-                "\nHand-off on one key (release and next grant paired by fencing token), to the waiting acquirer's \
+                "\nHand-off on one key (each release paired with the next grant of its key), to the waiting acquirer's \
                  grant answered:\n  from = the holder's release answered (the target's measure), or sent (adds the \
                  release's commit); 0 when the grant arrived first"
             );

@@ -146,7 +146,12 @@ fn check(m: &workload::Measured, what: &str) {
 /// Every workload for a short while at concurrency 2 against `addr`.
 async fn smoke(addr: Addr, server_pid: Option<u32>) {
     let driver = Arc::new(LockdDriver::new(addr.clone()));
-    let clock = CpuClock::new(server_pid);
+    every_workload(driver, &CpuClock::new(server_pid), &addr.to_string()).await;
+}
+
+/// Every workload, YCSB's included, for a short while at concurrency 2
+/// through `driver` (any system's).
+pub(super) async fn every_workload<D: super::driver::Driver>(driver: Arc<D>, clock: &CpuClock, name: &str) {
     let doc = Bytes::from(crate::docgen::document(256, 1));
     workload::populate(Arc::clone(&driver), "bench-read", 20, |k| format!("k{k}"), doc.clone())
         .await
@@ -166,10 +171,10 @@ async fn smoke(addr: Addr, server_pid: Option<u32>) {
             op_count: None,
             ycsb: None,
         };
-        let m = workload::measure(Arc::clone(&driver), spec, &clock)
+        let m = workload::measure(Arc::clone(&driver), spec, clock)
             .await
             .expect("measure");
-        let what = format!("{} via {addr}", w.name());
+        let what = format!("{} via {name}", w.name());
         check(&m, &what);
         if w == Workload::Contention {
             let h = m.handoff.expect("contention reports hand-offs");
@@ -178,11 +183,11 @@ async fn smoke(addr: Addr, server_pid: Option<u32>) {
             assert!(m.handoff.is_none());
         }
     }
-    ycsb_smoke(driver, &clock, &doc, &addr.to_string()).await;
+    ycsb_smoke(driver, clock, &doc, name).await;
 }
 
 /// Every YCSB mix for a short while at concurrency 2 over 50 records.
-pub(super) async fn ycsb_smoke<D: super::driver::Driver>(driver: Arc<D>, clock: &CpuClock, doc: &Bytes, name: &str) {
+async fn ycsb_smoke<D: super::driver::Driver>(driver: Arc<D>, clock: &CpuClock, doc: &Bytes, name: &str) {
     let records = 50;
     workload::populate(
         Arc::clone(&driver),
