@@ -221,14 +221,7 @@ impl Plan {
         };
         let mut all_workloads = vec![Workload::Cycle, Workload::PublicRead, Workload::Contention];
         if a.compare {
-            all_workloads.extend([
-                Workload::YcsbA,
-                Workload::YcsbB,
-                Workload::YcsbC,
-                Workload::YcsbF,
-                Workload::YcsbD,
-                Workload::YcsbE,
-            ]);
+            all_workloads.extend(workload::YCSB_ORDER);
         }
         let plan = Plan {
             addrs: if lockd { addrs } else { Vec::new() },

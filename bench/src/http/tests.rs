@@ -200,14 +200,7 @@ async fn ycsb_smoke<D: super::driver::Driver>(driver: Arc<D>, clock: &CpuClock, 
     .expect("load YCSB records");
     let keyspace = Arc::new(ycsb::Keyspace::new(records));
     let zipf = ycsb::Zipf::new(records, ycsb::THETA);
-    for w in [
-        Workload::YcsbA,
-        Workload::YcsbB,
-        Workload::YcsbC,
-        Workload::YcsbF,
-        Workload::YcsbD,
-        Workload::YcsbE,
-    ] {
+    for w in workload::YCSB_ORDER {
         let spec = Spec {
             workload: w,
             concurrency: 2,
