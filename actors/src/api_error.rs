@@ -215,6 +215,9 @@ impl ApiError {
             "queue state leases must be extended via queue extend";
         /// The TC still reports the explicit txn as pending at release (§2.3).
         txn_pending => 409, "txn_pending", "transaction decision not recorded";
+        /// Staging under an explicit transaction that is already decided: the
+        /// change could no longer follow the decision its holder expects.
+        txn_conflict => 409, "txn_conflict", "transaction already decided";
         /// Public read of a key whose `published_version < version` (§2.4).
         state_not_published => 503, "state_not_published", "state update not published yet";
         /// `X-If-Version` is not an int64 (§2.5).
@@ -282,7 +285,7 @@ mod tests {
             ApiError::lease_expired(), ApiError::fencing_mismatch(), ApiError::missing_txn(),
             ApiError::missing_owner(), ApiError::invalid_ttl(), ApiError::invalid_txn(), ApiError::already_exists(),
             ApiError::missing_fencing_token(), ApiError::invalid_fencing_token(), ApiError::missing_key(),
-            ApiError::missing_lease(), ApiError::queue_state_keepalive_unsupported(), ApiError::txn_pending(),
+            ApiError::missing_lease(), ApiError::queue_state_keepalive_unsupported(), ApiError::txn_pending(), ApiError::txn_conflict(),
             ApiError::state_not_published(), ApiError::invalid_version(), ApiError::invalid_expected_bytes(),
             ApiError::invalid_expected_sha256(), ApiError::version_conflict(), ApiError::etag_mismatch(),
             ApiError::context_canceled(), ApiError::method_not_allowed(),

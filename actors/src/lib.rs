@@ -86,19 +86,20 @@
 //! An *explicit* transaction (id brought by the caller, API.md §2.3, §6.4)
 //! may span many keys, and releasing any one of them decides it for all:
 //!
-//! 1. the key's actor validates the release as usual but changes nothing,
-//!    handing the transaction back to the [`Router`];
-//! 2. the router records the decision in [`txn`]'s reserved namespace
-//!    `.txn-decisions` with a durable write — unless one is already
-//!    recorded, in which case that one wins, whatever this release asked;
-//! 3. only then does it send a `Decide` to every key on its list of
-//!    resident actors that staged changes under the transaction, and to
-//!    the releasing key; each commits or discards its staging and clears
-//!    its lease in one durable write, and the release answers once all
-//!    have. A key that joined but staged nothing is not a participant and
-//!    keeps its lease until its own release (API.md §2.3). The router runs
-//!    steps 2 and 3 on a detached task, so a client hanging up mid fan-out
-//!    cannot leave them half done.
+//! 1. the key's actor validates the release as usual and, in the same turn
+//!    (so its own expiry cannot interleave), records the decision in
+//!    [`txn`]'s reserved namespace `.txn-decisions` with a durable write,
+//!    unless one is already recorded, in which case that one wins, whatever
+//!    this release asked; it applies the decision to its own key;
+//! 2. the [`Router`] then sends a `Decide` to every other key on its list
+//!    of resident actors holding a lease of the transaction (a key is
+//!    listed from its grant on, before its holder can stage anything), on
+//!    a detached task so a client hanging up cannot cut it short. A key
+//!    that staged commits or discards and frees its lease in one durable
+//!    write; a key that only joined keeps its lease until its own release
+//!    (API.md §2.3) but is refused (`409 txn_conflict`) if it tries to
+//!    stage into the decided transaction. The release answers once all
+//!    have.
 //!
 //! The participant list is in memory and only speeds up the common case.
 //! What makes the decision reach every key is that a lease actor consults
@@ -109,8 +110,8 @@
 //! transaction as rolled back, through the same first-decision-wins record,
 //! so a transaction stays atomic even when one of its leases lapses (a
 //! release racing the expiry applies whichever decision was recorded
-//! first). A crash after step 2 therefore never leaves a transaction half
-//! applied, and one before step 2 leaves it undecided with every
+//! first). A crash after step 1 therefore never leaves a transaction half
+//! applied, and one before it leaves it undecided with every
 //! participant's staging intact. Implicit leases never read or write the
 //! record. Decision records are kept: nothing reaps them yet.
 

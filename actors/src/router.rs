@@ -313,8 +313,9 @@ impl<B: Backend> Router<B> {
 
     /// `/v1/release`: commit (or roll back) and free the lease. For a lease
     /// of an explicit transaction this decides the whole transaction: the
-    /// decision is recorded durably (an earlier one wins) and applied to
-    /// every participant before the answer.
+    /// key's actor records the decision durably (an earlier one wins,
+    /// silently, as in lockd) and applies it to its own key; the other
+    /// participants get it before the answer.
     pub async fn release(
         &self,
         namespace: &str,
@@ -326,30 +327,25 @@ impl<B: Backend> Router<B> {
         let released = self
             .call(&ns, &key, |reply| LeaseMsg::Release { proof, rollback, reply })
             .await?;
-        if let Released::Explicit(txn) = released {
+        if let Released::Explicit(txn, decision) = released {
+            if decision != Decision::from_rollback(rollback) {
+                tracing::debug!(txn = %txn, ?decision, "an earlier decision of the transaction wins");
+            }
             // Detached: a client hanging up mid fan-out drops this request
             // future, and must not leave the transaction half applied.
             let router = self.clone();
-            let wanted = Decision::from_rollback(rollback);
-            tokio::spawn(async move { router.decide(&ns, &key, &txn, wanted).await })
+            tokio::spawn(async move { router.fan_out(&ns, &key, &txn, decision).await })
                 .await
-                .map_err(|e| ApiError::internal(format!("deciding a transaction: {e}")))??;
+                .map_err(|e| ApiError::internal(format!("applying a transaction decision: {e}")))?;
         }
         Ok(true)
     }
 
-    /// Records the decision of `txn` (durably, before anything is applied)
-    /// and applies it to every participant that staged changes, and to the
-    /// releasing key `(ns, key)`. Only the releasing key's failure is an error:
-    /// another participant that fails keeps its lease and staging, and the
-    /// recorded decision settles it on its release, expiry or next load.
-    async fn decide(&self, ns: &str, key: &str, txn: &str, wanted: Decision) -> Result<Decision, ApiError> {
-        let decision = self
-            .core
-            .txns
-            .decide(&*self.core.backend, txn, wanted)
-            .await
-            .map_err(|e| ApiError::internal(format!("recording the decision of transaction {txn}: {e}")))?;
+    /// Sends the recorded `decision` of `txn` to every resident participant
+    /// but the releasing key `(ns, key)`, which applied it already. One that
+    /// fails keeps its lease and staging; the recorded decision settles it
+    /// on its release, expiry or next load.
+    async fn fan_out(&self, ns: &str, key: &str, txn: &str, decision: Decision) {
         let mut others = tokio::task::JoinSet::new();
         for (pns, pkey) in self.core.txns.participants(txn) {
             if pns == ns && pkey == key {
@@ -371,19 +367,11 @@ impl<B: Backend> Router<B> {
                 }
             });
         }
-        let own = self
-            .call(ns, key, |reply| LeaseMsg::Decide {
-                txn_id: txn.to_string(),
-                decision,
-                reply,
-            })
-            .await;
         while let Some(joined) = others.join_next().await {
             if let Err(e) = joined {
                 tracing::warn!(txn = %txn, error = %e, "a transaction fan-out task failed");
             }
         }
-        own.map(|()| decision)
     }
 
     /// `/v1/get`: `None` proof for a public read; `Ok(None)` is a 204.

@@ -199,6 +199,18 @@ async fn a_participant_that_staged_nothing_keeps_its_lease_until_its_own_release
         "only keys that staged are decided (API.md §2.3)"
     );
     assert_eq!(public(&r, "busy").await.as_deref(), Some(r#"{"b":1}"#));
+    // It may not stage into the transaction that is already decided.
+    let late = r
+        .update(
+            "",
+            "idle",
+            proof(&idle),
+            Bytes::from_static(b"{\"late\":1}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(late.expect_err("decided").code, "txn_conflict");
     release(&r, "idle", &idle, true).await;
     assert_eq!(described(&r, "idle").await, (None, 1), "its own release ends it");
     assert_eq!(public(&r, "idle").await.as_deref(), Some(r#"{"i":0}"#));

@@ -1,5 +1,5 @@
-//! SVG charts of benchmark results, rendered into a `String` so the HTTP report can inline them: no temporary
-//! files and no system fonts (the SVG backend emits `<text>` and leaves the font to the viewer).
+//! SVG charts of benchmark results, rendered into a `String` that the caller writes where it wants: no
+//! system fonts needed (the SVG backend emits `<text>` and leaves the font to the viewer).
 //!
 //! Bad input never panics: NaN/infinite values and points a log axis cannot show are skipped, non-positive
 //! latencies are clamped, and when nothing is drawable the result is still a valid SVG with the title and a

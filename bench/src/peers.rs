@@ -213,6 +213,7 @@ impl PeerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        crate::http::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::io("start", &bin, e))?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         // Drain both pipes for the whole life of the peer so that it never

@@ -72,6 +72,9 @@ pub(crate) struct KeyState<B: Backend> {
     /// The explicit transaction this key is listed under in the router's
     /// participant list, if any.
     enlisted: Option<String>,
+    /// An explicit transaction decided while this key's lease of it had
+    /// staged nothing: the lease stays, further staging is refused.
+    decided: Option<String>,
 }
 
 impl<B: Backend> Actor for LeaseActor<B> {
@@ -99,6 +102,7 @@ impl<B: Backend> Actor for LeaseActor<B> {
             expiry: None,
             dirty: false,
             enlisted: None,
+            decided: None,
         })
     }
 
@@ -153,9 +157,6 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 reply,
             } => {
                 let r = st.update(&proof, doc, if_version, if_etag).await;
-                // Enlisted before the holder hears it staged, so a release of
-                // another participant right after cannot miss this key.
-                st.sync_enlistment();
                 let _ = reply.send(r);
             }
             LeaseMsg::Remove {
@@ -165,7 +166,6 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 reply,
             } => {
                 let r = st.remove(&proof, if_version, if_etag).await;
-                st.sync_enlistment();
                 let _ = reply.send(r);
             }
             LeaseMsg::Describe(reply) => {
@@ -178,7 +178,6 @@ impl<B: Backend> Actor for LeaseActor<B> {
                 reply,
             } => {
                 let r = st.metadata(&proof, if_version, query_hidden).await;
-                st.sync_enlistment();
                 let _ = reply.send(r);
             }
             LeaseMsg::Touch(reply) => {
@@ -454,6 +453,10 @@ impl<B: Backend> KeyState<B> {
             // first durable operation persists the lease with it.
             self.cache(meta);
         }
+        // Listed before the holder hears of the lease, so a release of
+        // another participant can never miss it.
+        self.sync_enlistment();
+        self.decided = None;
         self.arm_expiry(myself);
         let meta = self.meta();
         Ok(AcquireOk {

@@ -163,9 +163,10 @@ pub(crate) enum Released {
     /// Done: an implicit transaction was committed or rolled back, or there
     /// was no such lease to release.
     Done,
-    /// The lease belongs to this explicit transaction, which must be
-    /// decided as a whole; the actor changed nothing yet.
-    Explicit(String),
+    /// The lease belongs to this explicit transaction: the actor recorded
+    /// its decision (the second field, maybe an earlier release's) and
+    /// applied it here; the other participants still need it.
+    Explicit(String, crate::txn::Decision),
 }
 
 /// Reply port of one request.

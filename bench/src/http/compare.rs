@@ -328,6 +328,7 @@ mod tests {
             m: super::super::workload::Measured {
                 ops,
                 busy: 0,
+                misses: 0,
                 errors: 0,
                 first_error: None,
                 elapsed: Duration::from_secs(1),

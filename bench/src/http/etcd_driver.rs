@@ -173,6 +173,26 @@ impl EtcdConn {
         Ok((r.id(), granted))
     }
 
+    /// Waits until `lock` looks free, polling with reads: a txn with a put
+    /// is a raft write (and a WAL fsync) even when its compare fails, so
+    /// retrying the txn itself would make every waiting poll cost etcd a
+    /// durable write. `false` when patience ran out.
+    async fn wait_free(&mut self, lock: &str, patience: &mut Patience) -> Result<bool, OpError> {
+        loop {
+            if !patience.pause().await {
+                return Ok(false);
+            }
+            let held = self
+                .client
+                .get(lock, Some(GetOptions::new().with_count_only()))
+                .await
+                .map_err(op_error)?;
+            if held.count() == 0 {
+                return Ok(true);
+            }
+        }
+    }
+
     /// Revokes a lease (deleting any key still attached to it).
     async fn revoke(&mut self, id: i64) -> Result<(), OpError> {
         self.client.lease_revoke(id).await.map(drop).map_err(op_error)
@@ -182,7 +202,8 @@ impl EtcdConn {
 impl Conn for EtcdConn {
     /// Without `wait`, a held lock costs three calls (grant, failed txn,
     /// revoke); with `wait`, the lease is kept across attempts (renewed
-    /// after 10 s) and attempts are spaced by [`Patience`] for up to 30 s.
+    /// after 10 s), and between attempts the lock is polled with reads
+    /// spaced by [`Patience`], for up to 30 s.
     async fn acquire(&mut self, namespace: &str, key: &str, wait: bool) -> Result<Acquired, OpError> {
         let lock = lock_key(namespace, key);
         let token = lock_token();
@@ -227,7 +248,7 @@ impl Conn for EtcdConn {
                 self.revoke(lease_id).await?;
                 return Ok(Acquired::Busy);
             }
-            if !patience.pause().await {
+            if !self.wait_free(&lock, &mut patience).await? {
                 let _ = self.revoke(lease_id).await;
                 return Err(OpError::Status {
                     status: 408,

@@ -39,6 +39,7 @@ use crate::fsinfo;
 use crate::raw;
 use crate::stats::{fmt_latency, fmt_rate};
 use driver::Addr;
+pub(crate) use process::die_with_parent;
 use process::{CpuClock, Listen, ServerProcess};
 use report::{Meta, Report, Row};
 use systems::{System, Target};
@@ -441,7 +442,8 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
     })
 }
 
-/// Every workload x concurrency x round, each against every system in turn.
+/// Every workload x concurrency x round, each against every system in turn
+/// (rotating which goes first).
 async fn measure_all(plan: &Plan, systems: &[System], doc: &Bytes) -> Result<Vec<Row>> {
     let clocks: Vec<CpuClock> = systems.iter().map(|s| CpuClock::new(s.pid)).collect();
     let mut keyspaces: Vec<Option<Arc<Keyspace>>> = systems.iter().map(|_| None).collect();
@@ -490,7 +492,12 @@ async fn measure_all(plan: &Plan, systems: &[System], doc: &Bytes) -> Result<Vec
         }
         for &c in &levels {
             for round in 0..plan.rounds {
-                for ((s, clock), space) in systems.iter().zip(&clocks).zip(&keyspaces) {
+                // Each round starts with the next system, so whatever one
+                // run leaves behind (dirty pages, a warm cache) does not
+                // always land on the same successor.
+                for i in 0..systems.len() {
+                    let at = (i + round) % systems.len();
+                    let (s, clock, space) = (&systems[at], &clocks[at], &keyspaces[at]);
                     let spec = Spec {
                         workload: w,
                         concurrency: c,

@@ -67,6 +67,25 @@ pub(crate) fn find_server_binary(explicit: Option<&Path>) -> Result<PathBuf> {
     )))
 }
 
+/// Makes the child get SIGTERM when the thread that starts it dies, so a
+/// bench killed outright (CI timeout, SIGKILL) leaves no server behind;
+/// `Drop` covers every orderly exit. Servers are started from the thread
+/// that stops them, which outlives them.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl(2), which is async-signal-safe; it touches no memory of
+    // the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The address in a `listening on <addr> …` log line.
 pub(crate) fn parse_listening(line: &str) -> Option<&str> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
@@ -94,6 +113,7 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::io("start", bin, e))?;
         let pid = child.id();
         let tail = Arc::new(Mutex::new(VecDeque::new()));

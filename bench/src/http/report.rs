@@ -250,8 +250,9 @@ impl Report {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "\nlockd-bench http — lockd over HTTP/1.1, one keep-alive connection per worker; {:.1}s per run after \
-             {:.1}s warm-up; {} CPUs shared by client ({} threads) and server; kernel {}",
+            "\nlockd-bench http — one connection per worker (lockd: HTTP/1.1 keep-alive; etcd: a gRPC channel; \
+             Redis: RESP); {:.1}s per run after {:.1}s warm-up; {} CPUs shared by client ({} threads) and \
+             servers; kernel {}",
             m.duration.as_secs_f64(),
             m.warmup.as_secs_f64(),
             m.cpus,
@@ -409,6 +410,17 @@ impl Report {
                 r.m.first_error.as_deref().unwrap_or("?")
             );
         }
+        for r in self.rows.iter().filter(|r| r.m.misses > 0) {
+            let _ = writeln!(
+                t,
+                "\nMisses in {} on {} at {} (round {}): {} reads found no record",
+                r.workload.name(),
+                r.system,
+                r.concurrency,
+                r.round + 1,
+                r.m.misses
+            );
+        }
         t.push_str(&compare::table(self, &medians));
         for n in &self.notes {
             let _ = writeln!(t, "\nNote: {n}");
@@ -456,6 +468,7 @@ pub(super) mod tests {
             m: Measured {
                 ops,
                 busy: 0,
+                misses: 0,
                 errors: 0,
                 first_error: None,
                 elapsed: Duration::from_secs(1),

@@ -32,6 +32,7 @@ impl Report {
                 ("errors", Json::Int(r.m.errors)),
                 ("first_error", r.m.first_error.clone().map_or(Json::Null, Json::Str)),
                 ("busy", Json::Int(r.m.busy)),
+                ("misses", Json::Int(r.m.misses)),
                 ("latency_us", latency(&r.m.latency)),
                 ("steps_latency_us", Json::Obj(steps)),
                 ("handoff_latency_us", r.m.handoff.as_ref().map_or(Json::Null, latency)),

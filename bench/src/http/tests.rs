@@ -221,6 +221,7 @@ async fn ycsb_smoke<D: super::driver::Driver>(driver: Arc<D>, clock: &CpuClock, 
         let what = format!("{} on {name}", w.name());
         check(&m, &what);
         assert!(m.ops >= 200, "{what}: ran to the operation count ({} ops)", m.ops);
+        assert_eq!(m.misses, 0, "{what}: only acknowledged records are read");
         assert!(
             m.elapsed < Duration::from_secs(5),
             "{what}: stopped at the count, not the time"

@@ -152,6 +152,9 @@ pub(crate) struct Measured {
     pub ops: u64,
     /// Acquires refused because the key was held (cycle only).
     pub busy: u64,
+    /// YCSB reads (and read-modify-writes) that found no record: should be
+    /// none, since only acknowledged records are requested.
+    pub misses: u64,
     /// Failed operations, warm-up included.
     pub errors: u64,
     /// The first failure, to say what went wrong.
@@ -203,6 +206,7 @@ impl Rng {
 struct Tally {
     ops: u64,
     busy: u64,
+    misses: u64,
     errors: u64,
     first_error: Option<String>,
     total: Histogram<u64>,
@@ -214,6 +218,7 @@ impl Tally {
         Ok(Tally {
             ops: 0,
             busy: 0,
+            misses: 0,
             errors: 0,
             first_error: None,
             total: stats::new_histogram()?,
@@ -233,8 +238,9 @@ impl Tally {
 enum Outcome {
     /// Completed, with the time of each step.
     Done([Duration; 3]),
-    /// A YCSB operation of kind `.0` (index into its steps) completed.
-    Op(usize, Duration),
+    /// A YCSB operation of kind `.0` (index into its steps) completed;
+    /// `.2` when it read a record that does not exist.
+    Op(usize, Duration, bool),
     /// The key was held (cycle).
     Busy,
 }
@@ -330,26 +336,35 @@ async fn ycsb_op<C: Conn>(conn: &mut C, sh: &Shared, chooser: &mut Chooser) -> s
     let ns = YCSB_NAMESPACE;
     let op = chooser.next(&y.keyspace);
     let started = Instant::now();
-    let missing_is_fine = |r: std::result::Result<usize, OpError>| match r {
-        Err(OpError::Status { status: 204, .. }) => Ok(0),
+    let mut missed = false;
+    let mut miss_is_counted = |r: std::result::Result<usize, OpError>| match r {
+        Err(OpError::Status { status: 204, .. }) => {
+            missed = true;
+            Ok(0)
+        }
         other => other,
     };
     match op {
         Op::Read(k) => {
-            missing_is_fine(conn.read(ns, &ycsb::record_key(k)).await)?;
+            miss_is_counted(conn.read(ns, &ycsb::record_key(k)).await)?;
         }
-        Op::Update(k) | Op::Insert(k) => conn.put(ns, &ycsb::record_key(k), sh.spec.doc.clone()).await?,
+        Op::Update(k) => conn.put(ns, &ycsb::record_key(k), sh.spec.doc.clone()).await?,
+        Op::Insert(k) => {
+            let written = conn.put(ns, &ycsb::record_key(k), sh.spec.doc.clone()).await;
+            y.keyspace.acknowledge(k);
+            written?;
+        }
         Op::Scan(k, len) => {
             let keys: Vec<String> = (k..k + len as u64).map(ycsb::record_key).collect();
             conn.scan(ns, &keys).await?;
         }
         Op::ReadModifyWrite(k) => {
             let key = ycsb::record_key(k);
-            missing_is_fine(conn.read(ns, &key).await)?;
+            miss_is_counted(conn.read(ns, &key).await)?;
             conn.put(ns, &key, sh.spec.doc.clone()).await?;
         }
     }
-    Ok(Outcome::Op(op.kind(), started.elapsed()))
+    Ok(Outcome::Op(op.kind(), started.elapsed(), missed))
 }
 
 /// One worker: connect, wait for everyone, then run until told to stop.
@@ -390,8 +405,9 @@ async fn worker<D: Driver>(driver: Arc<D>, sh: Arc<Shared>, ready: Arc<Barrier>,
                     stats::record(h, d);
                 }
             }
-            Ok(Outcome::Op(kind, d)) if counted => {
+            Ok(Outcome::Op(kind, d, missed)) if counted => {
                 tally.ops += 1;
+                tally.misses += u64::from(missed);
                 sh.counted.fetch_add(1, Ordering::Relaxed);
                 stats::record(&mut tally.total, d);
                 if let Some(h) = tally.steps.get_mut(kind) {
@@ -473,7 +489,7 @@ pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuCl
         .iter()
         .map(|_| stats::new_histogram())
         .collect::<Result<_>>()?;
-    let (mut ops, mut busy, mut errors, mut first_error) = (0, 0, 0, None);
+    let (mut ops, mut busy, mut misses, mut errors, mut first_error) = (0, 0, 0, 0, None);
     let joined = tokio::time::timeout(STOP_GRACE, futures_join(handles))
         .await
         .map_err(|_| Error::Other(format!("workers still busy {STOP_GRACE:?} after the window closed")))?;
@@ -481,6 +497,7 @@ pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuCl
         let t = t?;
         ops += t.ops;
         busy += t.busy;
+        misses += t.misses;
         errors += t.errors;
         if first_error.is_none() {
             first_error = t.first_error;
@@ -500,6 +517,7 @@ pub(crate) async fn measure<D: Driver>(driver: Arc<D>, spec: Spec, clock: &CpuCl
     Ok(Measured {
         ops,
         busy,
+        misses,
         errors,
         first_error,
         elapsed,

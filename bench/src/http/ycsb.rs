@@ -12,7 +12,10 @@
 //! cycle for lockd (it has no other way to write), a plain put for etcd and
 //! Redis. The driver decides (`Conn::put`); this module only chooses.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use clap::ValueEnum;
 
@@ -113,12 +116,20 @@ pub(crate) fn record_key(n: u64) -> String {
     format!("user{n:010}")
 }
 
-/// The records of one system under test: the loaded ones, and the counter
-/// that numbers inserts. Shared by every worker, and by every workload run
-/// against that system, so the key space only grows.
+/// The records of one system under test: the loaded ones, the counter
+/// that numbers inserts, and how far inserts are acknowledged. Shared by
+/// every worker, and by every workload run against that system, so the key
+/// space only grows.
+///
+/// Requests only pick acknowledged records (all of `0..acked`), as YCSB's
+/// acknowledged counter does: an insert still in flight does not exist yet,
+/// and reading it would be a cheap miss counted as a read.
 #[derive(Debug)]
 pub(crate) struct Keyspace {
     next: AtomicU64,
+    acked: AtomicU64,
+    /// Inserts acknowledged out of order, above `acked`.
+    early: Mutex<BTreeSet<u64>>,
 }
 
 impl Keyspace {
@@ -126,17 +137,39 @@ impl Keyspace {
     pub(crate) fn new(loaded: u64) -> Keyspace {
         Keyspace {
             next: AtomicU64::new(loaded),
+            acked: AtomicU64::new(loaded),
+            early: Mutex::new(BTreeSet::new()),
         }
     }
 
-    /// Records that exist now (loaded plus inserted so far).
+    /// Records numbered so far (loaded plus inserts, finished or not).
+    #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         self.next.load(Ordering::Relaxed)
+    }
+
+    /// Records that certainly exist: every one below this is loaded or
+    /// acknowledged.
+    pub(crate) fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
     }
 
     /// Reserves the number of a new record.
     fn insert(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The insert of record `n` finished (failed ones too, or a failure
+    /// would stop the acknowledged range from ever growing again; reads of
+    /// such a record are then counted as misses).
+    pub(crate) fn acknowledge(&self, n: u64) {
+        let mut early = self.early.lock();
+        early.insert(n);
+        let mut acked = self.acked.load(Ordering::Acquire);
+        while early.remove(&acked) {
+            acked += 1;
+        }
+        self.acked.store(acked, Ordering::Release);
     }
 }
 
@@ -285,12 +318,11 @@ impl Chooser {
 
     /// A record that exists, by the request distribution.
     fn existing(&mut self, keys: &Keyspace) -> u64 {
-        let count = keys.count().max(1);
+        let count = keys.acked().max(1);
         match self.dist {
             Distribution::Uniform => self.rand.below(count),
             Distribution::Zipfian if self.mix.favours_latest() => {
-                // The newest record is the most popular; inserts that are
-                // numbered but not yet written may be picked, as in YCSB.
+                // The newest acknowledged record is the most popular.
                 let rank = self.zipf.rank(self.rand.unit()).min(count - 1);
                 count - 1 - rank
             }
@@ -412,10 +444,13 @@ mod tests {
         let mut behind = Vec::new();
         for _ in 0..10_000 {
             match c.next(&keys) {
-                Op::Insert(k) => inserted.push(k),
+                Op::Insert(k) => {
+                    inserted.push(k);
+                    keys.acknowledge(k);
+                }
                 Op::Read(k) => {
-                    assert!(k < keys.count(), "read {k} of {} records", keys.count());
-                    behind.push(keys.count() - 1 - k);
+                    assert!(k < keys.acked(), "read {k} of {} records", keys.acked());
+                    behind.push(keys.acked() - 1 - k);
                 }
                 other => panic!("workload D reads and inserts, drew {other:?}"),
             }
@@ -429,6 +464,25 @@ mod tests {
             "reads favour the newest: {recent} of {}",
             behind.len()
         );
+    }
+
+    #[test]
+    fn only_acknowledged_records_are_requested() {
+        let keys = Keyspace::new(10);
+        let (a, b, c) = (keys.insert(), keys.insert(), keys.insert());
+        assert_eq!((a, b, c, keys.count(), keys.acked()), (10, 11, 12, 13, 10));
+        keys.acknowledge(b);
+        assert_eq!(keys.acked(), 10, "11 is done but 10 is still in flight");
+        keys.acknowledge(a);
+        assert_eq!(keys.acked(), 12, "10 and 11 are both done");
+        let mut chooser = Chooser::new(Mix::C, Distribution::Zipfian, Zipf::new(10, THETA), 2);
+        for _ in 0..10_000 {
+            if let Op::Read(k) = chooser.next(&keys) {
+                assert!(k < 12, "picked record {k} whose insert is not acknowledged");
+            }
+        }
+        keys.acknowledge(c);
+        assert_eq!(keys.acked(), keys.count());
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //!
 //! Two guards keep slow or stalled uploads from pinning the server: a body
 //! that sends nothing for `idle` is refused, and the bytes held in memory
-//! by all bodies still being received share one [`MemBudget`]; past it, a
-//! body spills to its temporary file at once, whatever its size.
+//! by all bodies still being received (beyond the first 64 KiB of each)
+//! share one [`MemBudget`]; past it, a body spills to its temporary file at
+//! once.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +73,11 @@ impl MemBudget {
         self.used.load(Ordering::Acquire)
     }
 }
+
+/// Bytes at the start of every body that the budget does not count, so
+/// control requests (a few hundred bytes) stay in memory even when large
+/// uploads have used the budget up.
+const UNCOUNTED: u64 = 64 * 1024;
 
 /// What one body has taken from the budget; returned when reading ends,
 /// however it ends (the body is then either refused or handed on whole).
@@ -209,7 +215,7 @@ pub(crate) async fn read(
                 file.write_all(&chunk).await.map_err(BodyError::Spool)?;
                 *written += chunk.len() as u64;
             }
-            None if total <= limits.spool_at && held.take(chunk.len() as u64) => {
+            None if total <= limits.spool_at && (total <= UNCOUNTED || held.take(chunk.len() as u64)) => {
                 mem.extend_from_slice(&chunk);
             }
             None => {

@@ -45,6 +45,7 @@ impl<B: Backend> KeyState<B> {
         if_etag: Option<String>,
     ) -> Result<UpdateOk, ApiError> {
         let lease = self.checked(proof, true).await?;
+        self.refuse_if_decided(&lease.txn_id)?;
         let mut meta = self.meta();
         rules::other_txn_staged(&meta, &lease.txn_id)?;
         Self::cas(&meta, &lease.txn_id, if_version, if_etag.as_deref())?;
@@ -88,6 +89,7 @@ impl<B: Backend> KeyState<B> {
         if_etag: Option<String>,
     ) -> Result<RemoveOk, ApiError> {
         let lease = self.checked(proof, true).await?;
+        self.refuse_if_decided(&lease.txn_id)?;
         let mut meta = self.meta();
         rules::other_txn_staged(&meta, &lease.txn_id)?;
         Self::cas(&meta, &lease.txn_id, if_version, if_etag.as_deref())?;
@@ -127,6 +129,7 @@ impl<B: Backend> KeyState<B> {
         query_hidden: bool,
     ) -> Result<MetadataOk, ApiError> {
         let lease = self.checked(proof, true).await?;
+        self.refuse_if_decided(&lease.txn_id)?;
         let mut meta = self.meta();
         let (current, etag) = Self::seen_by(&meta, &lease.txn_id);
         if if_version.is_some_and(|v| v != current) {

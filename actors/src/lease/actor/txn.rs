@@ -43,7 +43,13 @@ impl<B: Backend> KeyState<B> {
         }
         rules::other_txn_staged(&meta, &lease.txn_id)?;
         if lease.txn_explicit {
-            return Ok(Released::Explicit(lease.txn_id));
+            // Decided here, in this key's turn: its own expiry cannot slip
+            // a rollback in between (an earlier decision still wins).
+            let decision = self
+                .decide_txn(&lease.txn_id, Decision::from_rollback(rollback))
+                .await?;
+            self.apply_decision(meta, &lease.txn_id, decision).await?;
+            return Ok(Released::Explicit(lease.txn_id, decision));
         }
         let mut next = meta;
         next.lease = None;
@@ -52,15 +58,43 @@ impl<B: Backend> KeyState<B> {
         Ok(Released::Done)
     }
 
-    /// `Decide`: the router recorded `decision` for `txn`; apply it if this
-    /// key's lease belongs to that transaction (anything else — no lease, a
-    /// later holder, an implicit transaction — is left alone).
+    /// `Decide`: another participant's release recorded `decision` for
+    /// `txn`. A key that staged under it commits or discards and frees its
+    /// lease; one that only joined keeps its lease until its own release
+    /// (API.md §2.3) but may stage nothing more into the decided
+    /// transaction. Anything else (no lease, a later holder, an implicit
+    /// transaction) is left alone.
     pub(super) async fn decide(&mut self, txn: &str, decision: Decision) -> Result<(), ApiError> {
         let meta = self.meta();
         if !meta.lease.as_ref().is_some_and(|l| l.txn_explicit && l.txn_id == txn) {
             return Ok(());
         }
+        if meta.staged_by(txn).is_none() {
+            self.decided = Some(txn.to_string());
+            return Ok(());
+        }
         self.apply_decision(meta, txn, decision).await
+    }
+
+    /// Refuses staging under a transaction this key learned is decided.
+    pub(super) fn refuse_if_decided(&self, txn: &str) -> Result<(), ApiError> {
+        if self.decided.as_deref() == Some(txn) {
+            return Err(ApiError::txn_conflict());
+        }
+        Ok(())
+    }
+
+    /// Records `wanted` as the decision of `txn` unless one is recorded
+    /// already (that one wins and is returned).
+    async fn decide_txn(&self, txn: &str, wanted: Decision) -> Result<Decision, ApiError> {
+        self.core
+            .txns
+            .decide(&*self.core.backend, txn, wanted)
+            .await
+            .map_err(|e| {
+                tracing::error!(txn = %txn, error = %e, "recording a transaction decision failed");
+                ApiError::internal(format!("recording the decision of transaction {txn}: {e}"))
+            })
     }
 
     /// Commits or discards the staging of `txn` and clears the lease, in one
@@ -114,15 +148,7 @@ impl<B: Backend> KeyState<B> {
         // the same first-decision-wins record a release uses. So a release
         // racing this expiry either got its decision in first (and it is
         // applied here too) or finds this rollback and applies that.
-        let decision = self
-            .core
-            .txns
-            .decide(&*self.core.backend, &txn, Decision::Rollback)
-            .await
-            .map_err(|e| {
-                tracing::error!(txn = %txn, error = %e, "recording the rollback of an expired transaction failed");
-                ApiError::internal(e.to_string())
-            })?;
+        let decision = self.decide_txn(&txn, Decision::Rollback).await?;
         Ok(settle(meta, &txn, decision))
     }
 
@@ -133,20 +159,12 @@ impl<B: Backend> KeyState<B> {
         })
     }
 
-    /// Keeps the router's participant list in step with this key: enlisted
-    /// under its transaction while an explicit lease has staged changes here
-    /// (API.md §2.3: a decision reaches the keys that staged; a key that only
-    /// holds a lease keeps it until its own release). Costs a comparison, no
-    /// allocation, for implicit leases.
+    /// Keeps the router's participant list in step with this key's lease:
+    /// enlisted under its transaction from the grant on, so no decision can
+    /// miss a key that stages later. Costs a comparison, no allocation, for
+    /// implicit leases.
     pub(super) fn sync_enlistment(&mut self) {
-        let meta = self.rec.as_ref().map(|r| &r.meta);
-        let holds = meta
-            .and_then(|m| {
-                m.lease
-                    .as_ref()
-                    .filter(|l| l.txn_explicit && m.staged_by(&l.txn_id).is_some())
-            })
-            .map(|l| l.txn_id.as_str());
+        let holds = self.lease().filter(|l| l.txn_explicit).map(|l| l.txn_id.as_str());
         if holds == self.enlisted.as_deref() {
             return;
         }
