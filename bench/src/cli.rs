@@ -50,23 +50,28 @@ pub(crate) enum Command {
 }
 
 const HTTP_ABOUT: &str = "\
-A lockd server over HTTP/1.1: what a client sees, with the server and the client on this machine.
+A lockd server over HTTP/1.1, as a client sees it, with the server and the client on this \
+machine; and the same work against etcd and Redis (--target, --compare), started by the bench.
 
-Workloads (one keep-alive connection per worker, so concurrency N = N connections):
+Workloads (one connection per worker, so concurrency N = N connections):
   cycle        acquire (no wait) -> update (a JSON document of --value-size) -> release (commit),
                on a random key of --keys; a held key is counted as busy and another is tried.
   public-read  lease-less reads (public=1) of random keys, all populated first.
   contention   --contention-workers workers on --contention-keys keys, acquire waits; reports the
-               hand-off latency: the holder's release answered -> the next holder's grant answered,
-               paired by fencing token.
+               hand-off latency: the holder's release answered -> the next holder's grant answered.
+  ycsb-a..f    YCSB's core mixes over --record-count records (zipfian, or --distribution uniform);
+               a write is a lease cycle on lockd and a plain put on etcd and Redis.
 
 Each run reports ops/s, latency p50/p95/p99/p99.9, errors and CPU time of client and server. The \
-fdatasync latency of the scratch directory's disk is measured before and after, in the same run.
+fdatasync latency of the scratch directory's disk is measured before and after, in the same run. \
+With several systems, each measurement repeats over --rounds with the systems interleaved, and the \
+table shows the median round with the min-max.
 
 Examples:
   lockd-bench http --spawn --quick
   lockd-bench http --spawn --duration 5s --json http.json
-  lockd-bench http --addr 127.0.0.1:9341 --workload cycle --concurrency 64";
+  lockd-bench http --addr 127.0.0.1:9341 --workload cycle --concurrency 64
+  lockd-bench http --compare --quick --charts charts/     # lockd vs etcd vs Redis, every workload";
 
 const LOGSTORE_ABOUT: &str = "\
 Durable puts/s and commit latency of the storage engine (lockd-logstore), \

@@ -60,8 +60,8 @@ pub(crate) struct HttpArgs {
     #[arg(long)]
     pub compare: bool,
     /// Rounds: every system runs each workload and concurrency once per round, systems interleaved
-    /// (A B A B …) so drift of the machine hits all alike; the table shows the median round and the
-    /// min–max. [default: 3, or 1 with --quick]
+    /// and the first one rotating (A B C, B C A, …) so drift of the machine hits all alike; the table
+    /// shows the median round and the min–max. [default: 3, or 1 with --quick]
     #[arg(long, value_name = "N")]
     pub rounds: Option<usize>,
     /// YCSB: records loaded before the first YCSB workload (per system; inserts add more).
