@@ -305,42 +305,11 @@ fn save(dir: &Path, name: &str, svg: String) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Latency;
-    use std::time::Duration;
 
     fn row(workload: Workload, system: &'static str, concurrency: usize, round: usize, ops: u64) -> Row {
-        let lat = Latency {
-            count: ops,
-            p50: 100,
-            p95: 200,
-            p99: 300,
-            p999: 400,
-            max: 500,
-            mean: 120.0,
-        };
-        Row {
-            workload,
-            system,
-            addr: "x".into(),
-            round,
-            concurrency,
-            keys: 10,
-            m: super::super::workload::Measured {
-                ops,
-                busy: 0,
-                misses: 0,
-                errors: 0,
-                first_error: None,
-                elapsed: Duration::from_secs(1),
-                latency: lat,
-                steps: Vec::new(),
-                handoff: None,
-                handoff_from_call: None,
-                client_cpu_s: Some(1.5),
-                server_cpu_s: None,
-                cdf: vec![(0.0, 50), (50.0, 100), (100.0, 500)],
-            },
-        }
+        let mut r = super::super::report::tests::row(workload, system, concurrency, ops, None);
+        r.round = round;
+        r
     }
 
     #[test]

@@ -100,6 +100,17 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// Which run this was, for messages: workload, system, concurrency, round.
+    fn run(&self) -> String {
+        format!(
+            "{} on {} at {} (round {})",
+            self.workload.name(),
+            self.system,
+            self.concurrency,
+            self.round + 1
+        )
+    }
+
     /// Operations per second in the window.
     pub(crate) fn ops_per_s(&self) -> f64 {
         crate::stats::rate(self.m.ops, self.m.elapsed)
@@ -398,28 +409,14 @@ impl Report {
                 );
             }
         }
-        for r in self.rows.iter().filter(|r| r.m.errors > 0) {
-            let _ = writeln!(
-                t,
-                "\nErrors in {} on {} at {} (round {}): {} (first: {})",
-                r.workload.name(),
-                r.system,
-                r.concurrency,
-                r.round + 1,
-                r.m.errors,
-                r.m.first_error.as_deref().unwrap_or("?")
-            );
-        }
-        for r in self.rows.iter().filter(|r| r.m.misses > 0) {
-            let _ = writeln!(
-                t,
-                "\nMisses in {} on {} at {} (round {}): {} reads found no record",
-                r.workload.name(),
-                r.system,
-                r.concurrency,
-                r.round + 1,
-                r.m.misses
-            );
+        for r in &self.rows {
+            if r.m.errors > 0 {
+                let first = r.m.first_error.as_deref().unwrap_or("?");
+                let _ = writeln!(t, "\nErrors in {}: {} (first: {first})", r.run(), r.m.errors);
+            }
+            if r.m.misses > 0 {
+                let _ = writeln!(t, "\nMisses in {}: {} reads found no record", r.run(), r.m.misses);
+            }
         }
         t.push_str(&compare::table(self, &medians));
         for n in &self.notes {
@@ -457,7 +454,14 @@ pub(super) mod tests {
         }
     }
 
-    fn row(workload: Workload, system: &'static str, concurrency: usize, ops: u64, handoff: Option<Latency>) -> Row {
+    /// A row of one round with made-up but consistent measurements.
+    pub(crate) fn row(
+        workload: Workload,
+        system: &'static str,
+        concurrency: usize,
+        ops: u64,
+        handoff: Option<Latency>,
+    ) -> Row {
         Row {
             workload,
             system,
