@@ -181,8 +181,11 @@ async fn a_stalled_body_is_refused_after_the_idle_limit() {
     assert!(!r.body.contains("lease_id"), "{}", r.body);
 }
 
-/// With the shared body budget exhausted, bodies spill to their temporary
-/// file at once and are served exactly as in-memory ones.
+/// With the shared body budget spent (8 bytes), a body past the uncounted
+/// 64 KiB takes the spill path and is served exactly as an in-memory one.
+/// The budget's accounting itself is unit-tested in `server::body`; this
+/// checks the spilled path end to end (mapped spool file, in-place
+/// compaction, read back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_shared_memory_budget_spill_and_still_work() {
     let server = support::start_tcp_with(lockd_net::server::ServerConfig {
