@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-20}"
-targets=(record_decode segment_recovery json_ingest http_request)
+targets=(record_decode segment_recovery json_ingest http_request bundle_parse)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"

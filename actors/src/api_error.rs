@@ -259,6 +259,10 @@ impl ApiError {
         document_too_large => 413, "document_too_large";
         /// Mutate stream failure, which lockd reports as code `internal` with its detail (§2.9).
         internal_stream => 500, "internal";
+        /// The client certificate's namespace claims do not cover the request (or it is revoked).
+        namespace_forbidden => 403, "namespace_forbidden";
+        /// The client certificate carries a malformed namespace claim, so none of them is trusted.
+        invalid_namespace_claims => 403, "invalid_namespace_claims";
     }
 
     with_retry! {
@@ -293,6 +297,7 @@ mod tests {
             ApiError::txn_mismatch("x"), ApiError::missing_params("x"), ApiError::expected_bytes_mismatch("x"),
             ApiError::expected_sha256_mismatch("x"), ApiError::invalid_metadata("x"),
             ApiError::invalid_mutations("x"), ApiError::document_too_large("x"), ApiError::internal_stream("x"),
+            ApiError::namespace_forbidden("x"), ApiError::invalid_namespace_claims("x"),
             ApiError::waiting(3), ApiError::shutdown_draining(2), ApiError::node_passive(1), ApiError::throttled(1),
         ]
     }

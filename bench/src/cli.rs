@@ -67,10 +67,19 @@ fdatasync latency of the scratch directory's disk is measured before and after, 
 With several systems, each measurement repeats over --rounds with the systems interleaved, and the \
 table shows the median round with the min-max.
 
+mTLS (--tls): lockd runs with mTLS by default, so --tls measures that too. With --spawn the bench \
+makes certificates with `lockd --bootstrap` in the scratch directory, starts another lockd with \
+them and runs every workload over plain TCP and over mTLS, interleaved per round; the comparison \
+prints, per workload and concurrency, the mTLS/plain throughput ratio and what mTLS costs, against \
+the target \"mTLS costs < 15 %\" (stated at concurrency 64). To a given server, add --addr and \
+--tls-bundle FILE (a lockd client bundle: CA, client certificate and key in one PEM).
+
 Examples:
   lockd-bench http --spawn --quick
   lockd-bench http --spawn --duration 5s --json http.json
   lockd-bench http --addr 127.0.0.1:9341 --workload cycle --concurrency 64
+  lockd-bench http --spawn --tls --workload cycle,public-read --concurrency 64   # mTLS vs plain TCP
+  lockd-bench http --addr 127.0.0.1:9341 --tls-bundle client.pem --workload cycle
   lockd-bench http --compare --quick --charts charts/     # lockd vs etcd vs Redis, every workload";
 
 const LOGSTORE_ABOUT: &str = "\

@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 use serde_norway::Value;
 
 use crate::error::CliError;
-use crate::settings::{self, DefaultValue, Kind, SETTINGS};
+use crate::settings::{self, Kind, SETTINGS};
 
 const CONFIG_AFTER_HELP: &str = "\
 Examples:
@@ -187,11 +187,14 @@ pub(crate) fn template(home: Option<&Path>) -> String {
         out.push_str(&comment(&format!("{} (env {})", s.help, s.env)));
         match (s.default_text(home), s.default) {
             (Some(v), _) => out.push_str(&format!("{}: {}\n", s.key, scalar(s.kind, &v))),
-            (None, DefaultValue::UnderHome { .. }) => out.push_str(&format!(
+            (None, _) if s.key == "store" => out.push_str(&format!(
                 "# $HOME was not set when this file was written: choose a store.\n# {}: disk:///var/lib/lockd\n",
                 s.key
             )),
-            (None, _) => out.push_str(&format!("# {}: /path/to/{}.pem\n", s.key, s.key)),
+            (None, _) => out.push_str(&format!(
+                "# $HOME was not set when this file was written: name the file.\n# {}: /etc/lockd/{}.pem\n",
+                s.key, s.key
+            )),
         }
     }
     out
@@ -231,7 +234,7 @@ mod tests {
         assert!(text.lines().all(|l| l.len() <= 80), "comments are wrapped: {text}");
         assert!(text.contains("\nhttp2-max-concurrent-streams: 1024\n"), "{text}");
         assert!(text.contains("\ndisable-mtls: false\n"), "{text}");
-        assert!(text.contains("\n# bundle: "), "bundle has no default: {text}");
+        assert!(text.contains("\nbundle: /home/"), "bundle defaults under HOME: {text}");
         assert!(text.contains("(env LOCKD_JSON_MAX)"), "{text}");
     }
 

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod auth;
 mod client;
 mod config_file;
 mod config_gen;
@@ -19,8 +20,11 @@ mod error;
 mod logging;
 mod parse;
 mod resolve;
+mod security;
 mod serve;
 mod settings;
+mod setup;
+mod verify_store;
 
 const ROOT_AFTER_HELP: &str = "\
 Every server flag can also be set through its environment variable (shown \
@@ -40,7 +44,10 @@ Examples:
   lockd config gen && lockd --config ~/.lockd/config.yaml
 
   # Serve on a Unix socket with JSON logs
-  lockd --listen-proto unix --listen /run/lockd.sock --log-format json";
+  lockd --listen-proto unix --listen /run/lockd.sock --log-format json
+
+  # Containers: create the CA, bundles and a config once, then serve with it
+  lockd --bootstrap /etc/lockd && lockd -c /etc/lockd/config.yaml";
 
 /// Command line of `lockd`. Server flags are added from
 /// [`settings::SETTINGS`] by [`command`], so this struct holds only what is
@@ -67,11 +74,14 @@ enum Command {
     Config(config_gen::ConfigArgs),
     /// Talk to a running server: leases and state from the shell.
     Client(Box<client::ClientArgs>),
+    /// Check that the configured store is usable and every record reads back.
+    Verify(setup::VerifyArgs),
+    /// Create, inspect, verify and revoke certificates and bundles for mTLS.
+    Auth(auth::AuthArgs),
 }
 
-/// The full clap command: [`Cli`] plus `--config` and every server setting,
-/// with defaults that depend on `home` (`$HOME`).
-fn command(home: Option<&Path>) -> clap::Command {
+/// `-c/--config`, defaulting to `$HOME/.lockd/config.yaml`.
+fn config_arg(home: Option<&Path>) -> Arg {
     let mut config = Arg::new("config")
         .short('c')
         .long("config")
@@ -82,9 +92,28 @@ fn command(home: Option<&Path>) -> clap::Command {
     if let Some(p) = settings::default_config_path(home) {
         config = config.default_value(p.into_os_string());
     }
+    config
+}
+
+/// `cmd` plus `--config` and every server setting.
+fn with_server_settings(cmd: clap::Command, home: Option<&Path>) -> clap::Command {
     settings::SETTINGS
         .iter()
-        .fold(Cli::command().arg(config), |cmd, s| cmd.arg(s.arg(home)))
+        .fold(cmd.arg(config_arg(home)), |cmd, s| cmd.arg(s.arg(home)))
+}
+
+/// The full clap command: [`Cli`] plus `--config`, `--bootstrap` and every
+/// server setting, with defaults that depend on `home` (`$HOME`). `lockd
+/// verify store` reads the same settings, so it gets the same flags.
+fn command(home: Option<&Path>) -> clap::Command {
+    let bootstrap = Arg::new("bootstrap")
+        .long("bootstrap")
+        .value_name("DIR")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help("Create what is missing in DIR (CA, server and client bundles, config.yaml wired to them), print how to use it, and exit");
+    with_server_settings(Cli::command().arg(bootstrap), home).mut_subcommand("verify", |v| {
+        v.mut_subcommand("store", |st| with_server_settings(st, home))
+    })
 }
 
 fn main() -> ExitCode {
@@ -92,9 +121,18 @@ fn main() -> ExitCode {
     let matches = command(home.as_deref()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        None => serve::main(&matches),
+        None => match matches.get_one::<PathBuf>("bootstrap") {
+            Some(dir) => setup::bootstrap(dir),
+            None => serve::main(&matches),
+        },
+        Some(Command::Verify(_)) => setup::verify_store(
+            matches
+                .subcommand_matches("verify")
+                .and_then(|m| m.subcommand_matches("store")),
+        ),
         Some(Command::Config(args)) => config_gen::run(args, home.as_deref()),
         Some(Command::Client(args)) => client::run(*args, matches.subcommand_matches("client")),
+        Some(Command::Auth(args)) => auth::run(args, home.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,10 +183,14 @@ pub(crate) struct ServerSettings {
     pub(crate) max_in_flight: usize,
     /// Drain time on shutdown.
     pub(crate) shutdown_timeout: Duration,
-    /// `--disable-mtls` was given (informational until TLS exists).
+    /// Serve plain HTTP instead of mTLS.
     pub(crate) disable_mtls: bool,
-    /// `--bundle`, ignored until TLS exists.
+    /// The server bundle; `None` only when `$HOME` is unset and none was given.
     pub(crate) bundle: Option<PathBuf>,
+    /// Do not encrypt values even when the bundle has a storage key.
+    pub(crate) disable_storage_encryption: bool,
+    /// Compress values before encrypting them.
+    pub(crate) storage_encryption_snappy: bool,
     /// Accept cleartext HTTP/2.
     pub(crate) h2c: bool,
     /// Logstore write path.
@@ -324,7 +328,12 @@ impl ServerSettings {
             })?,
             shutdown_timeout: raw.required("shutdown-timeout", parse::duration)?,
             disable_mtls: raw.required("disable-mtls", parse::switch)?,
-            bundle: raw.parsed("bundle", |s| Ok(PathBuf::from(s)))?,
+            bundle: raw.parsed("bundle", |s| match s.trim() {
+                "" => Err("empty path".to_string()),
+                p => Ok(PathBuf::from(p)),
+            })?,
+            disable_storage_encryption: raw.required("disable-storage-encryption", parse::switch)?,
+            storage_encryption_snappy: raw.required("storage-encryption-snappy", parse::switch)?,
             h2c: !raw.required("disable-h2c", parse::switch)?,
             logstore_io: raw.required("logstore-io", |s| s.trim().parse())?,
             log_level: raw.required("log-level", log_level)?,

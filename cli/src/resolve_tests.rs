@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::config_file;
@@ -63,7 +63,9 @@ fn defaults_match_lockd() {
     assert_eq!(s.http2_max_concurrent_streams, 1024);
     assert_eq!(s.max_in_flight, 4096);
     assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
-    assert!(!s.disable_mtls && s.h2c && s.bundle.is_none());
+    assert!(!s.disable_mtls && s.h2c);
+    assert_eq!(s.bundle, Some(PathBuf::from("/home/tess/.lockd/server.pem")));
+    assert!(!s.disable_storage_encryption && !s.storage_encryption_snappy);
     assert_eq!(s.logstore_io, lockd_logstore::IoMode::Auto);
     assert_eq!((s.log_level, s.log_format), (LevelFilter::INFO, LogFormat::Text));
 }

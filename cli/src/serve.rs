@@ -13,14 +13,16 @@ use std::sync::Arc;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use lockd_actors::{Backend, DiskBackend, LeaseConfig, MemBackend, Router};
-use lockd_logstore::{LogStore, Options};
+use lockd_logstore::{EncryptionOptions, LogStore, Options};
 use lockd_net::server::{serve, shutdown_signal, ListenSpec, Listener, ServerConfig, TcpFamily};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config_file;
 use crate::error::CliError;
 use crate::logging;
 use crate::resolve::{Family, Listen, RawSettings, ServerSettings, Store};
+use crate::security::{self, Security};
+use crate::verify_store;
 
 /// Documents larger than this are written to blob files instead of inline
 /// log records: 1 MiB keeps segments dense (compaction copies inline
@@ -33,17 +35,21 @@ const DISK_INLINE_MAX: usize = 1 << 20;
 pub(crate) fn main(matches: &ArgMatches) -> Result<(), CliError> {
     let settings = load_settings(matches)?;
     logging::init(settings.log_level, settings.log_format)?;
+    let security = security::prepare(&settings)?;
+    if settings.disable_storage_encryption {
+        warn!("--disable-storage-encryption: values are stored in plaintext (testing only)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("lockd-worker")
         .build()
         .map_err(|e| CliError::Startup(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(start(settings))
+    runtime.block_on(start(settings, security))
 }
 
 /// Reads the config file `--config` names (or the default one, if it
 /// exists) and merges it under the flags and environment.
-fn load_settings(matches: &ArgMatches) -> Result<ServerSettings, CliError> {
+pub(crate) fn load_settings(matches: &ArgMatches) -> Result<ServerSettings, CliError> {
     let file = match matches.get_one::<std::path::PathBuf>("config") {
         Some(path) => {
             let explicit = matches.value_source("config") != Some(ValueSource::DefaultValue);
@@ -57,13 +63,10 @@ fn load_settings(matches: &ArgMatches) -> Result<ServerSettings, CliError> {
     ServerSettings::from_raw(&RawSettings::merge(matches, file.as_ref()))
 }
 
-async fn start(s: ServerSettings) -> Result<(), CliError> {
+async fn start(s: ServerSettings, security: Security) -> Result<(), CliError> {
     // Installed before anything slow, so a supervisor that stops the server
     // right after starting it still gets a graceful shutdown.
     let shutdown = shutdown_signal();
-    if let Some(bundle) = &s.bundle {
-        info!(bundle = %bundle.display(), "--bundle is ignored: TLS is not built yet");
-    }
     let lease = LeaseConfig {
         default_namespace: s.default_namespace.clone(),
         default_ttl_seconds: s.default_ttl_seconds,
@@ -72,12 +75,13 @@ async fn start(s: ServerSettings) -> Result<(), CliError> {
         ..LeaseConfig::default()
     };
     match &s.store {
-        Store::Mem => run(Arc::new(MemBackend::new()), lease, &s, None, shutdown).await?,
+        Store::Mem => run(Arc::new(MemBackend::new()), lease, &s, &security, None, shutdown).await?,
         Store::Disk(dir) => {
-            let store = open_disk(dir, s.logstore_io).await?;
+            let store = open_disk(dir, &s, &security).await?;
+            check_store(&store, dir).await?;
             let io = store.io_path().to_string();
             let backend = DiskBackend::new(Arc::clone(&store), DISK_INLINE_MAX);
-            run(Arc::new(backend), lease, &s, Some(io), shutdown).await?;
+            run(Arc::new(backend), lease, &s, &security, Some(io), shutdown).await?;
             tokio::task::spawn_blocking(move || store.sync())
                 .await
                 .map_err(|e| CliError::Startup(format!("final store sync did not run: {e}")))?
@@ -88,9 +92,10 @@ async fn start(s: ServerSettings) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Creates the data directory (0700, parents too) and opens the logstore.
-/// Opening replays the log, so it runs on the blocking pool.
-async fn open_disk(dir: &Path, io: lockd_logstore::IoMode) -> Result<Arc<LogStore>, CliError> {
+/// Creates the data directory (0700, parents too) and opens the logstore,
+/// encrypted when `security` has a storage key. Opening replays the log,
+/// so it runs on the blocking pool.
+pub(crate) async fn open_disk(dir: &Path, s: &ServerSettings, security: &Security) -> Result<Arc<LogStore>, CliError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -99,14 +104,66 @@ async fn open_disk(dir: &Path, io: lockd_logstore::IoMode) -> Result<Arc<LogStor
         .map_err(|e| CliError::Startup(format!("cannot create data directory {}: {e}", dir.display())))?;
     let path = dir.to_path_buf();
     let opts = Options {
-        io,
+        io: s.logstore_io,
+        encryption: security.storage_key.map(|root_key| EncryptionOptions {
+            root_key,
+            snappy: s.storage_encryption_snappy,
+        }),
         ..Options::default()
     };
-    tokio::task::spawn_blocking(move || LogStore::open(&path, opts))
+    let opened = tokio::task::spawn_blocking(move || LogStore::open(&path, opts))
         .await
-        .map_err(|e| CliError::Startup(format!("opening the store did not finish: {e}")))?
-        .map(Arc::new)
-        .map_err(|e| CliError::Startup(format!("cannot open store in {}: {e}", dir.display())))
+        .map_err(|e| CliError::Startup(format!("opening the store did not finish: {e}")))?;
+    match opened {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(lockd_logstore::Error::KeyMismatch(why)) => Err(CliError::Startup(key_mismatch(dir, &why, security))),
+        Err(e) => Err(CliError::Startup(format!(
+            "cannot open store in {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// The start-up refusal for a store whose encryption does not match the
+/// bundle, saying which side has which key and what to do.
+fn key_mismatch(dir: &Path, why: &str, security: &Security) -> String {
+    let bundle = security
+        .bundle_path
+        .as_ref()
+        .map_or_else(|| "no bundle".to_string(), |p| format!("bundle {}", p.display()));
+    let advice = match security.storage_key {
+        Some(_) if why.contains("without encryption") => {
+            "the store holds plaintext values; start with --disable-storage-encryption to keep using it unencrypted, \
+             or move it away to start an encrypted one"
+                .to_string()
+        }
+        Some(_) => {
+            format!("its storage key differs from the one in {bundle}; start with the bundle it was written with")
+        }
+        None => format!(
+            "the store is encrypted but storage encryption is {}; start with the bundle that holds its key",
+            security.encryption_note
+        ),
+    };
+    format!("cannot open store in {}: {why}: {advice}", dir.display())
+}
+
+/// The start-up part of `lockd verify store`: permissions, a probe round
+/// trip, and the first records read back (decrypted when encrypted).
+async fn check_store(store: &Arc<LogStore>, dir: &Path) -> Result<(), CliError> {
+    let (store, path) = (Arc::clone(store), dir.to_path_buf());
+    let report =
+        tokio::task::spawn_blocking(move || verify_store::run(&store, &path, Some(verify_store::STARTUP_RECORD_LIMIT)))
+            .await
+            .map_err(|e| CliError::Startup(format!("the store check did not finish: {e}")))?;
+    if !report.passed() {
+        return Err(CliError::Startup(format!(
+            "store check failed for {}: {}; run `lockd verify store` for the full report",
+            dir.display(),
+            report.failures()
+        )));
+    }
+    Ok(())
 }
 
 fn listen_spec(listen: &Listen) -> ListenSpec {
@@ -129,6 +186,7 @@ async fn run<B: Backend>(
     backend: Arc<B>,
     lease: LeaseConfig,
     s: &ServerSettings,
+    security: &Security,
     io: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
@@ -140,21 +198,27 @@ async fn run<B: Backend>(
     let listener = Listener::bind(&listen_spec(&s.listen))
         .await
         .map_err(|e| CliError::Startup(e.to_string()))?;
-    let versions = if s.h2c { "HTTP/1.1 and h2c" } else { "HTTP/1.1 only" };
-    let mtls = if s.disable_mtls {
-        "off (--disable-mtls)"
-    } else {
-        "off (not built yet)"
+    let transport = match (&security.tls, &s.listen) {
+        (Some(_), Listen::Tcp { .. }) => "mTLS; HTTP/1.1 and HTTP/2 via ALPN",
+        (Some(_), Listen::Unix(_)) => "plain HTTP on the Unix socket: mTLS applies to TCP only",
+        (None, _) if s.h2c => "plain HTTP; HTTP/1.1 and h2c",
+        (None, _) => "plain HTTP; HTTP/1.1 only",
     };
+    let bundle = security.bundle_path.as_ref().map(|p| p.display().to_string());
     info!(
         store = %s.store_url,
         io = io.as_deref().unwrap_or("memory"),
         leases_resumed = resumed,
         default_namespace = %s.default_namespace,
-        mtls,
-        "listening on {} (plain HTTP; {versions})",
+        bundle = bundle.as_deref().unwrap_or("none"),
+        encryption = %security.encryption_note,
+        "listening on {} ({transport})",
         listener.local_addr()
     );
+    let watcher = match (&security.tls, &security.bundle_path) {
+        (Some(tls), Some(path)) => Some(security::watch_denylist(path.clone(), Arc::clone(tls.denylist()))),
+        _ => None,
+    };
     let cfg = ServerConfig {
         json_max: s.json_max,
         payload_spool_mem: s.payload_spool_mem,
@@ -162,10 +226,14 @@ async fn run<B: Backend>(
         http2_max_concurrent_streams: s.http2_max_concurrent_streams,
         max_in_flight: s.max_in_flight,
         shutdown_timeout: s.shutdown_timeout,
-        tls: None,
+        tls: security.tls.clone(),
         ..ServerConfig::default()
     };
-    serve(listener, router, cfg, shutdown)
+    let served = serve(listener, router, cfg, shutdown)
         .await
-        .map_err(|e| CliError::Startup(format!("server stopped with an error: {e}")))
+        .map_err(|e| CliError::Startup(format!("server stopped with an error: {e}")));
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    served
 }

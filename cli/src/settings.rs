@@ -31,8 +31,6 @@ pub(crate) enum DefaultValue {
         /// Path relative to `$HOME`.
         rel: &'static str,
     },
-    /// No default: the setting is off unless given.
-    Unset,
 }
 
 /// One server setting.
@@ -84,7 +82,7 @@ const fn switch(key: &'static str, env: &'static str, help: &'static str) -> Set
     }
 }
 
-use DefaultValue::{Fixed, UnderHome, Unset};
+use DefaultValue::{Fixed, UnderHome};
 
 /// Every server setting, in the order `--help` and `config gen` show them.
 pub(crate) static SETTINGS: &[Setting] = &[
@@ -181,14 +179,27 @@ pub(crate) static SETTINGS: &[Setting] = &[
     switch(
         "disable-mtls",
         "LOCKD_DISABLE_MTLS",
-        "Serve plain HTTP instead of mTLS; TLS is not built yet, so plain HTTP is served either way",
+        "Serve plain HTTP instead of mTLS (no client certificates, no namespace claims); for tests and trusted networks only",
     ),
     text(
         "bundle",
         "LOCKD_BUNDLE",
         "FILE",
-        Unset,
-        "Server TLS bundle (PEM); accepted but unused until TLS is built",
+        UnderHome {
+            prefix: "",
+            rel: ".lockd/server.pem",
+        },
+        "Server bundle (CA + server certificate + key, optional denylist and storage key); the default one is created with a CA and a client bundle on first start",
+    ),
+    switch(
+        "disable-storage-encryption",
+        "LOCKD_DISABLE_STORAGE_ENCRYPTION",
+        "Store values in plaintext even though the bundle holds a storage key (testing only; an encrypted store then refuses to open)",
+    ),
+    switch(
+        "storage-encryption-snappy",
+        "LOCKD_STORAGE_ENCRYPTION_SNAPPY",
+        "Snappy-compress values before encrypting them (only with storage encryption on)",
     ),
     switch(
         "disable-h2c",
@@ -240,7 +251,6 @@ impl Setting {
         match self.default {
             Fixed(v) => Some(v.to_string()),
             UnderHome { prefix, rel } => home.map(|h| format!("{prefix}{}", h.join(rel).display())),
-            Unset => None,
         }
     }
 

@@ -24,10 +24,14 @@ fn mem_server(home: &Path) -> (Server, String) {
     (server, format!("http://{addr}"))
 }
 
-/// `lockd client ARGS...` against `server`, nothing else in the environment.
+/// `lockd client ARGS...` against `server` (a plain-HTTP one, so bare
+/// `host:port` means `http://`), nothing else in the environment.
 fn client(home: &Path, server: &str, args: &[&str]) -> Command {
     let mut cmd = lockd(home);
-    cmd.arg("client").args(args).env("LOCKD_CLIENT_SERVER", server);
+    cmd.arg("client")
+        .args(args)
+        .env("LOCKD_CLIENT_SERVER", server)
+        .env("LOCKD_CLIENT_DISABLE_MTLS", "true");
     cmd
 }
 

@@ -31,7 +31,7 @@ fn http_get(addr: &str, path: &str) -> String {
 fn mem_server_answers_healthz_and_stops_cleanly_on_sigterm() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut cmd = lockd(home.path());
-    cmd.args(["--store", "mem://", "--listen", "127.0.0.1:0"]);
+    cmd.args(["--store", "mem://", "--listen", "127.0.0.1:0", "--disable-mtls"]);
     let mut server = Server::start(cmd);
     let addr = server.addr();
     let response = http_get(&addr, "/healthz");
@@ -52,6 +52,7 @@ fn disk_server_creates_its_data_directory() {
         "127.0.0.1:0",
         "--logstore-io",
         "sync",
+        "--disable-mtls",
     ]);
     let mut server = Server::start(cmd);
     let addr = server.addr();

@@ -1,6 +1,6 @@
 //! Comparing systems: the median of interleaved rounds, lockd's ratios to
-//! etcd and Redis against the targets the comparison is judged by, and
-//! the charts.
+//! etcd and Redis (and, with `--tls`, mTLS to plain TCP: [`super::tls_cost`])
+//! against the targets the comparison is judged by, and the charts.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -133,7 +133,7 @@ pub(crate) fn table(report: &Report, medians: &[Summary<'_>]) -> String {
         for s in systems {
             let _ = writeln!(
                 t,
-                "  {:<14} {:<22} {:<11} YCSB writes: {}{}",
+                "  {:<14} {:<24} {:<11} YCSB writes: {}{}",
                 s.label,
                 s.addr,
                 if s.durable { "durable" } else { "NOT durable" },
@@ -158,6 +158,7 @@ pub(crate) fn table(report: &Report, medians: &[Summary<'_>]) -> String {
             );
         }
     }
+    t.push_str(&super::tls_cost::table(medians));
     let cpus = report.meta.cpus.max(1) as f64;
     let client_bound: Vec<String> = medians
         .iter()
@@ -204,7 +205,7 @@ pub(crate) fn systems_json(systems: &[SystemInfo]) -> Json {
     )
 }
 
-/// The ratios and the median summaries as JSON.
+/// The ratios, the costs of mTLS and the median summaries as JSON.
 pub(crate) fn comparisons_json(medians: &[Summary<'_>]) -> Json {
     let ratios = ratios(medians).into_iter().map(|r| {
         Json::obj([
@@ -230,6 +231,7 @@ pub(crate) fn comparisons_json(medians: &[Summary<'_>]) -> Json {
     });
     Json::obj([
         ("ratios", Json::Arr(ratios.collect())),
+        ("tls_costs", super::tls_cost::json(medians)),
         ("medians", Json::Arr(summaries.collect())),
     ])
 }

@@ -10,7 +10,8 @@
 //! The lockd driver holds one HTTP/1.1 connection per worker (keep-alive,
 //! no pool, `TCP_NODELAY`), so concurrency N means N connections and at
 //! most N requests in flight: the numbers describe the server, not a
-//! client-side pool.
+//! client-side pool. Over mTLS (`--tls`) the same HTTP/1.1 connection runs
+//! inside a TLS session set up once per connection (see [`super::tls`]).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use lockd_net::wire::{self, AcquireRequest, AcquireResponse, ErrorEnvelope, ReleaseRequest};
 use tokio::net::{TcpStream, UnixStream};
+
+use super::tls::TlsClient;
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,12 +201,25 @@ pub(crate) trait Driver: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub(crate) struct LockdDriver {
     addr: Addr,
+    /// Set for mTLS: every connection then starts with a TLS handshake.
+    tls: Option<TlsClient>,
 }
 
 impl LockdDriver {
     /// A driver for the server at `addr` (plain HTTP: run it with `--disable-mtls`).
     pub(crate) fn new(addr: Addr) -> LockdDriver {
-        LockdDriver { addr }
+        LockdDriver { addr, tls: None }
+    }
+
+    /// A driver that speaks mTLS to the server at `addr`, so the bench can
+    /// measure lockd as it runs by default. lockd serves TLS on TCP only,
+    /// so a Unix socket address is refused here rather than failing on
+    /// every connection later.
+    pub(crate) fn with_tls(addr: Addr, tls: TlsClient) -> std::result::Result<LockdDriver, String> {
+        match addr {
+            Addr::Tcp(_) => Ok(LockdDriver { addr, tls: Some(tls) }),
+            Addr::Unix(_) => Err(format!("{addr}: lockd serves TLS on TCP listeners only")),
+        }
     }
 }
 
@@ -216,7 +232,16 @@ impl Driver for LockdDriver {
             Addr::Tcp(a) => {
                 let s = TcpStream::connect(a.as_str()).await.map_err(transport)?;
                 s.set_nodelay(true).map_err(transport)?;
-                handshake(s).await?
+                match &self.tls {
+                    None => handshake(s).await?,
+                    Some(tls) => {
+                        let secured = tls
+                            .handshake(s)
+                            .await
+                            .map_err(|e| OpError::Transport(format!("connect to {}: {e}", self.addr)))?;
+                        handshake(secured).await?
+                    }
+                }
             }
             Addr::Unix(p) => handshake(UnixStream::connect(p).await.map_err(transport)?).await?,
         };

@@ -8,6 +8,11 @@
 //! a scratch directory). Runs are interleaved: for each workload and
 //! concurrency, every server in turn, so slow drift of the machine does not
 //! favour one transport.
+//!
+//! With `--tls` the bench also measures lockd as it runs by default, with
+//! mTLS: a spawned server gets certificates from `lockd --bootstrap`, a
+//! given one is driven with the client bundle of `--tls-bundle`, and the
+//! report puts the price of mTLS against plain TCP next to its target.
 
 mod compare;
 mod driver;
@@ -15,6 +20,7 @@ mod etcd_driver;
 mod handoff;
 #[cfg(test)]
 mod peer_tests;
+mod plan;
 mod process;
 mod progress;
 mod redis_driver;
@@ -23,6 +29,10 @@ mod report_json;
 mod systems;
 #[cfg(test)]
 mod tests;
+mod tls;
+mod tls_cost;
+#[cfg(test)]
+mod tls_tests;
 mod workload;
 mod ycsb;
 
@@ -31,256 +41,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::{Args, ValueEnum};
 
-use crate::cli::{parse_duration, parse_size};
 use crate::error::{Error, Result};
 use crate::fsinfo;
 use crate::raw;
 use crate::stats::{fmt_latency, fmt_rate};
-use driver::Addr;
+pub(crate) use plan::HttpArgs;
+use plan::{Plan, Transport};
 pub(crate) use process::die_with_parent;
-use process::{CpuClock, Listen, ServerProcess};
+use process::{CpuClock, Listen, Security, ServerProcess};
 use report::{Meta, Report, Row};
-use systems::{System, Target};
+use systems::System;
+use tls::TlsClient;
 use workload::{Spec, Workload, YcsbSpec};
-use ycsb::{Distribution, Keyspace, Zipf};
-
-/// Flags of `lockd-bench http`.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct HttpArgs {
-    /// Systems to measure, comma-separated: lockd (needs --spawn or --addr), etcd, redis
-    /// (appendfsync always), redis-everysec (not durable). etcd and Redis are started by the bench on
-    /// loopback with data in the scratch directory (install them with bench/peers.sh install).
-    /// [default: lockd]
-    #[arg(long, value_delimiter = ',', value_enum, value_name = "T,..")]
-    pub target: Vec<Target>,
-    /// The whole comparison in one command: --spawn --transport tcp --target
-    /// lockd,etcd,redis,redis-everysec and every workload, 3 rounds. Flags given explicitly still win.
-    #[arg(long)]
-    pub compare: bool,
-    /// Rounds: every system runs each workload and concurrency once per round, systems interleaved
-    /// and the first one rotating (A B C, B C A, …) so drift of the machine hits all alike; the table
-    /// shows the median round and the min–max. [default: 3, or 1 with --quick]
-    #[arg(long, value_name = "N")]
-    pub rounds: Option<usize>,
-    /// YCSB: records loaded before the first YCSB workload (per system; inserts add more).
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub record_count: u64,
-    /// YCSB: stop each run after this many operations (or at --duration, whichever comes first).
-    #[arg(long, value_name = "N")]
-    pub op_count: Option<u64>,
-    /// YCSB request distribution.
-    #[arg(long, value_enum, default_value_t = Distribution::Zipfian)]
-    pub distribution: Distribution,
-    /// Write SVG charts (throughput vs concurrency and latency CDF per workload) into this directory.
-    #[arg(long, value_name = "DIR")]
-    pub charts: Option<PathBuf>,
-    /// Server to drive: host:port (plain HTTP, start lockd with --disable-mtls) or unix:///path.
-    /// Repeat to measure several listeners of one server.
-    #[arg(long, value_name = "ADDR", conflicts_with = "spawn")]
-    pub addr: Vec<String>,
-    /// Start the servers: the lockd binary next to this one, with --disable-mtls and a disk:// store
-    /// in the scratch directory, one on 127.0.0.1:0 and one on a Unix socket; stopped at the end.
-    #[arg(long)]
-    pub spawn: bool,
-    /// Transports of the spawned servers, comma-separated. [default: tcp,unix]
-    #[arg(long, value_delimiter = ',', value_enum, value_name = "T,..")]
-    pub transport: Vec<Transport>,
-    /// Store URL for the spawned servers (each gets its own). [default: disk://<scratch>/store-<transport>]
-    /// mem:// measures everything but durability.
-    #[arg(long, value_name = "URL")]
-    pub store: Option<String>,
-    /// The lockd binary to spawn. [default: lockd next to lockd-bench]
-    #[arg(long, value_name = "PATH")]
-    pub server_bin: Option<PathBuf>,
-    /// Where the scratch directory goes (spawned servers' data, the fdatasync probe). Put it on the
-    /// disk you care about; /tmp is often tmpfs. [default: current directory]
-    #[arg(long, env = "LOCKD_BENCH_DIR", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Workloads, comma-separated or repeated. [default: cycle,public-read,contention; with --compare
-    /// also ycsb-a..ycsb-f]
-    #[arg(long, value_delimiter = ',', value_enum, value_name = "W,..")]
-    pub workload: Vec<Workload>,
-    /// Workers (= connections) for cycle and public-read, comma-separated. [default: 1,8,64,256, or 1,64 with --quick]
-    #[arg(long, value_delimiter = ',', value_name = "N,..")]
-    pub concurrency: Option<Vec<usize>>,
-    /// Measured time per run (10s, 500ms, 2m; a bare number is seconds). [default: 10s, or 1s with --quick]
-    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
-    pub duration: Option<Duration>,
-    /// Unmeasured time before each run. [default: 2s, or 0.5s with --quick]
-    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
-    pub warmup: Option<Duration>,
-    /// Size of the pretty-printed JSON document each update uploads.
-    #[arg(long, value_parser = parse_size, default_value = "256", value_name = "BYTES")]
-    pub value_size: usize,
-    /// Keys cycle and public-read pick from at random (public-read populates them all first).
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub keys: usize,
-    /// Keys of the contention workload.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub contention_keys: usize,
-    /// Workers of the contention workload.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub contention_workers: usize,
-    /// Worker threads of the client's runtime. [default: number of CPUs]
-    #[arg(long, value_name = "N")]
-    pub client_threads: Option<usize>,
-    /// Smoke run: 1 s runs after 0.5 s warm-up, concurrency 1 and 64. Flags given explicitly still win.
-    #[arg(long)]
-    pub quick: bool,
-    /// Also write the results as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-}
-
-/// A transport of a spawned server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Transport {
-    /// TCP on 127.0.0.1.
-    Tcp,
-    /// A Unix-domain socket.
-    Unix,
-}
-
-/// What an `http` run will do, with defaults and `--quick` applied.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Plan {
-    targets: Vec<Target>,
-    rounds: usize,
-    record_count: u64,
-    op_count: Option<u64>,
-    distribution: Distribution,
-    addrs: Vec<Addr>,
-    spawn: Vec<Transport>,
-    workloads: Vec<Workload>,
-    concurrency: Vec<usize>,
-    duration: Duration,
-    warmup: Duration,
-    keys: usize,
-    contention_keys: usize,
-    contention_workers: usize,
-    client_threads: usize,
-}
-
-/// `v` without repeats, or `default` when `v` is empty.
-fn or_default<T: PartialEq + Clone>(v: &[T], default: Vec<T>) -> Vec<T> {
-    if v.is_empty() {
-        default
-    } else {
-        dedup(v.to_vec())
-    }
-}
-
-fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(v.len());
-    for x in v {
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    out
-}
-
-impl Plan {
-    /// Applies defaults and `--quick`, and checks every value.
-    pub(crate) fn resolve(a: &HttpArgs) -> Result<Plan> {
-        let bad = |m: &str| Err(Error::Invalid(m.to_string()));
-        let addrs = a
-            .addr
-            .iter()
-            .map(|s| Addr::parse(s).map_err(Error::Invalid))
-            .collect::<Result<Vec<_>>>()?;
-        let spawn_lockd = a.spawn || (a.compare && addrs.is_empty());
-        let targets = or_default(
-            &a.target,
-            if a.compare {
-                vec![Target::Lockd, Target::Etcd, Target::Redis, Target::RedisEverysec]
-            } else {
-                vec![Target::Lockd]
-            },
-        );
-        let lockd = targets.contains(&Target::Lockd);
-        if !spawn_lockd && (a.store.is_some() || a.server_bin.is_some() || !a.transport.is_empty()) {
-            return bad("--store, --server-bin and --transport configure spawned servers: they need --spawn");
-        }
-        if lockd && addrs.is_empty() && !spawn_lockd {
-            return bad("say which server to drive: --addr host:port (or unix:///path), or --spawn to start one");
-        }
-        if !lockd && (spawn_lockd || !addrs.is_empty()) && !a.compare {
-            return bad("--spawn and --addr are for lockd: add lockd to --target");
-        }
-        let spawn = if spawn_lockd && lockd {
-            let default = if a.compare || targets.len() > 1 {
-                vec![Transport::Tcp]
-            } else {
-                vec![Transport::Tcp, Transport::Unix]
-            };
-            or_default(&a.transport, default)
-        } else {
-            Vec::new()
-        };
-        let mut all_workloads = vec![Workload::Cycle, Workload::PublicRead, Workload::Contention];
-        if a.compare {
-            all_workloads.extend(workload::YCSB_ORDER);
-        }
-        let plan = Plan {
-            addrs: if lockd { addrs } else { Vec::new() },
-            spawn,
-            targets,
-            rounds: a.rounds.unwrap_or(if a.quick { 1 } else { 3 }),
-            record_count: a.record_count,
-            op_count: a.op_count,
-            distribution: a.distribution,
-            workloads: or_default(&a.workload, all_workloads),
-            concurrency: dedup(a.concurrency.clone().unwrap_or_else(|| {
-                if a.quick {
-                    vec![1, 64]
-                } else {
-                    vec![1, 8, 64, 256]
-                }
-            })),
-            duration: a
-                .duration
-                .unwrap_or(Duration::from_secs_f64(if a.quick { 1.0 } else { 10.0 })),
-            warmup: a
-                .warmup
-                .unwrap_or(Duration::from_secs_f64(if a.quick { 0.5 } else { 2.0 })),
-            keys: a.keys,
-            contention_keys: a.contention_keys,
-            contention_workers: a.contention_workers,
-            client_threads: a
-                .client_threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        };
-        let in_range = |v: usize, hi: usize| (1..=hi).contains(&v);
-        if plan.concurrency.is_empty() || !plan.concurrency.iter().all(|&c| in_range(c, 4096)) {
-            return bad("--concurrency values must be between 1 and 4096");
-        }
-        if plan.duration.is_zero() || plan.duration > Duration::from_secs(86_400) {
-            return bad("--duration must be more than 0 and at most 24h");
-        }
-        if plan.warmup > Duration::from_secs(3600) {
-            return bad("--warmup must be at most 1h");
-        }
-        if !in_range(plan.keys, 10_000_000) || !in_range(plan.contention_keys, 1_000_000) {
-            return bad("--keys and --contention-keys must be between 1 and 10 000 000");
-        }
-        if !in_range(plan.contention_workers, 4096) || !in_range(plan.client_threads, 256) {
-            return bad("--contention-workers must be 1..4096 and --client-threads 1..256");
-        }
-        if !in_range(plan.rounds, 100) {
-            return bad("--rounds must be between 1 and 100");
-        }
-        if !(1..=10_000_000).contains(&plan.record_count) || plan.op_count == Some(0) {
-            return bad("--record-count must be between 1 and 10 000 000, and --op-count more than 0");
-        }
-        if !in_range(a.value_size, 16 << 20) {
-            return bad("--value-size must be between 1 byte and 16 MiB");
-        }
-        Ok(plan)
-    }
-}
+use ycsb::{Keyspace, Zipf};
 
 /// Entry point of `lockd-bench http`.
 pub(crate) fn run(a: &HttpArgs) -> Result<()> {
@@ -312,8 +86,55 @@ fn socket_dir(scratch: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
     Ok((short.path().to_path_buf(), Some(short)))
 }
 
+/// Starts the lockd server of transport `t` with its data under `scratch`
+/// and returns it as a system of the run. The mTLS one first gets a fresh
+/// CA and bundles from `lockd --bootstrap` in `scratch/mtls`.
+fn spawn_lockd(
+    bin: &Path,
+    t: Transport,
+    a: &HttpArgs,
+    scratch: &Path,
+    sock_dir: &Path,
+    durable: bool,
+) -> Result<System> {
+    let (name, listen) = match t {
+        Transport::Tcp => ("tcp", Listen::Loopback),
+        Transport::Unix => ("unix", Listen::Unix(sock_dir.join("lockd.sock"))),
+        Transport::Mtls => ("mtls", Listen::Loopback),
+    };
+    let store = match &a.store {
+        Some(s) => s.clone(),
+        None => format!("disk://{}", scratch.join(format!("store-{name}")).display()),
+    };
+    let (security, tls) = if t == Transport::Mtls {
+        let made = process::bootstrap(bin, &scratch.join("mtls"), scratch)?;
+        let tls = TlsClient::from_bundle_file(&made.client_bundle)?;
+        (Security::Mtls(made.server_bundle), Some(tls))
+    } else {
+        (Security::Plain, None)
+    };
+    let p = ServerProcess::spawn(bin, &store, &listen, &security, scratch)?;
+    eprintln!(
+        "spawned {} (pid {}) on {} with store {store}{}",
+        bin.display(),
+        p.pid,
+        p.addr,
+        if tls.is_some() { ", mTLS" } else { "" }
+    );
+    match tls {
+        None => Ok(System::lockd(p.addr.clone(), Some(p), durable)),
+        Some(tls) => System::lockd_mtls(p.addr.clone(), tls, Some(p), durable),
+    }
+}
+
 /// Runs the whole plan and returns the report (nothing printed to stdout).
 fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
+    // A bad client bundle is reported before anything is started or probed.
+    let addr_tls = plan
+        .tls_bundle
+        .as_deref()
+        .map(TlsClient::from_bundle_file)
+        .transpose()?;
     let base = match &a.dir {
         Some(d) => d.clone(),
         None => std::env::current_dir().map_err(|e| Error::io("current directory", Path::new("."), e))?,
@@ -345,23 +166,8 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
     let store_durable = a.store.as_deref().is_none_or(|s| s.starts_with("disk://")) && !fs.volatile;
     if !plan.spawn.is_empty() {
         let bin = process::find_server_binary(a.server_bin.as_deref())?;
-        for t in &plan.spawn {
-            let (name, listen) = match t {
-                Transport::Tcp => ("tcp", Listen::Loopback),
-                Transport::Unix => ("unix", Listen::Unix(sock_dir.join("lockd.sock"))),
-            };
-            let store = match &a.store {
-                Some(s) => s.clone(),
-                None => format!("disk://{}", scratch.path().join(format!("store-{name}")).display()),
-            };
-            let p = ServerProcess::spawn(&bin, &store, &listen, scratch.path())?;
-            eprintln!(
-                "spawned {} (pid {}) on {} with store {store}",
-                bin.display(),
-                p.pid,
-                p.addr
-            );
-            systems.push(System::lockd(p.addr.clone(), Some(p), store_durable));
+        for &t in &plan.spawn {
+            systems.push(spawn_lockd(&bin, t, a, scratch.path(), &sock_dir, store_durable)?);
         }
     } else if !plan.addrs.is_empty() {
         notes.push(format!(
@@ -370,7 +176,12 @@ fn execute(a: &HttpArgs, plan: &Plan) -> Result<Report> {
             base.display()
         ));
     }
-    systems.extend(plan.addrs.iter().map(|addr| System::lockd(addr.clone(), None, true)));
+    for addr in &plan.addrs {
+        systems.push(match &addr_tls {
+            None => System::lockd(addr.clone(), None, true),
+            Some(tls) => System::lockd_mtls(addr.clone(), tls.clone(), None, true)?,
+        });
+    }
     for kind in plan.targets.iter().filter_map(|t| t.peer()) {
         let sys = System::start_peer(kind, scratch.path())?;
         eprintln!(
@@ -547,15 +358,4 @@ async fn measure_all(plan: &Plan, systems: &[System], doc: &Bytes) -> Result<Vec
     }
     progress.finish_and_clear();
     Ok(rows)
-}
-
-impl Plan {
-    /// Concurrency levels and key count of workload `w`.
-    fn levels(&self, w: Workload) -> (Vec<usize>, usize) {
-        match w {
-            Workload::Contention => (vec![self.contention_workers], self.contention_keys),
-            _ if w.mix().is_some() => (self.concurrency.clone(), self.record_count as usize),
-            _ => (self.concurrency.clone(), self.keys),
-        }
-    }
 }

@@ -1,5 +1,6 @@
-//! The server under test as a child process (`--spawn`), and CPU time of
-//! this process and the server from `/proc`.
+//! The server under test as a child process (`--spawn`), plain or with
+//! mTLS from a bundle set made by `lockd --bootstrap`, and CPU time of this
+//! process and the server from `/proc`.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -28,6 +29,92 @@ pub(crate) enum Listen {
     Loopback,
     /// A Unix socket at this path.
     Unix(PathBuf),
+}
+
+/// How a spawned server treats its clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Security {
+    /// `--disable-mtls`: plain HTTP, no client certificates.
+    Plain,
+    /// mTLS (lockd's default) with this server bundle (`--bundle`).
+    Mtls(PathBuf),
+}
+
+/// The bundles `lockd --bootstrap` wrote that the bench needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bootstrapped {
+    /// CA, server certificate and key: what the server is started with.
+    pub server_bundle: PathBuf,
+    /// CA, client certificate and key: what the bench connects with.
+    pub client_bundle: PathBuf,
+}
+
+/// Makes a CA, a server bundle and a client bundle in `dir` with
+/// `bin --bootstrap <dir>` (the same clean environment as [`ServerProcess::spawn`],
+/// `home` as `$HOME`), so the bench can start lockd with mTLS without any
+/// set-up by the user. Its output goes to `home/mtls-bootstrap.log` and is
+/// quoted when it fails.
+pub(crate) fn bootstrap(bin: &Path, dir: &Path, home: &Path) -> Result<Bootstrapped> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let log_path = home.join("mtls-bootstrap.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
+    let log_err = log.try_clone().map_err(|e| Error::io("open", &log_path, e))?;
+    let mut cmd = clean_command(bin, home);
+    cmd.arg("--bootstrap").arg(dir).stdout(log).stderr(log_err);
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| Error::io("start", bin, e))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let failed = |what: String| {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n  ");
+        Error::Other(format!(
+            "{} --bootstrap {} {what}; its output:\n  {tail}",
+            bin.display(),
+            dir.display()
+        ))
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "did not finish within {START_TIMEOUT:?} and was killed"
+                )));
+            }
+            Err(e) => return Err(Error::io("wait for", bin, e)),
+        }
+    };
+    if !status.success() {
+        return Err(failed(format!("failed ({status})")));
+    }
+    let made = Bootstrapped {
+        server_bundle: dir.join("server.pem"),
+        client_bundle: dir.join("client.pem"),
+    };
+    for f in [&made.server_bundle, &made.client_bundle] {
+        if !f.is_file() {
+            return Err(failed(format!("succeeded but wrote no {}", f.display())));
+        }
+    }
+    Ok(made)
+}
+
+/// `bin` with `home` as `$HOME` and no `LOCKD_*` or `RUST_LOG` variables,
+/// so neither a personal config file nor the caller's environment changes
+/// what is measured.
+fn clean_command(bin: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("LOCKD_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env_remove("RUST_LOG").env("HOME", home).stdin(Stdio::null());
+    cmd
 }
 
 /// A `lockd` child process.
@@ -93,26 +180,28 @@ pub(crate) fn parse_listening(line: &str) -> Option<&str> {
 }
 
 impl ServerProcess {
-    /// Starts `bin --store <store> --disable-mtls` listening as `listen`,
+    /// Starts `bin --store <store>` listening as `listen`, with
+    /// `--disable-mtls` or `--bundle <server bundle>` as `security` says,
     /// with `home` as its `$HOME` (so no personal config file is read) and
     /// no `LOCKD_*` or `RUST_LOG` variables, and waits until it listens.
-    pub(crate) fn spawn(bin: &Path, store: &str, listen: &Listen, home: &Path) -> Result<ServerProcess> {
-        let mut cmd = Command::new(bin);
-        cmd.args(["--store", store, "--disable-mtls", "--log-level", "info"]);
+    pub(crate) fn spawn(
+        bin: &Path,
+        store: &str,
+        listen: &Listen,
+        security: &Security,
+        home: &Path,
+    ) -> Result<ServerProcess> {
+        let mut cmd = clean_command(bin, home);
+        cmd.args(["--store", store, "--log-level", "info"]);
+        match security {
+            Security::Plain => cmd.arg("--disable-mtls"),
+            Security::Mtls(bundle) => cmd.arg("--bundle").arg(bundle),
+        };
         match listen {
             Listen::Loopback => cmd.args(["--listen", "127.0.0.1:0"]),
             Listen::Unix(p) => cmd.arg("--listen").arg(p).args(["--listen-proto", "unix"]),
         };
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("LOCKD_") {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.env_remove("RUST_LOG")
-            .env("HOME", home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::io("start", bin, e))?;
         let pid = child.id();
@@ -305,6 +394,24 @@ mod tests {
         let (client, server) = mine.since(&CpuClock::new(Some(std::process::id())).sample());
         assert!(client.is_some_and(|c| c >= 0.0) && server.is_some());
         assert!(CpuClock::new(None).sample().server.is_none());
+    }
+
+    #[test]
+    fn a_failed_or_empty_bootstrap_is_an_error() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let dir = home.path().join("mtls");
+        let err = bootstrap(Path::new("/bin/false"), &dir, home.path()).expect_err("false fails");
+        assert!(
+            err.to_string().contains("--bootstrap") && err.to_string().contains("failed"),
+            "{err}"
+        );
+        let err = bootstrap(Path::new("/bin/true"), &dir, home.path()).expect_err("true writes nothing");
+        assert!(err.to_string().contains("wrote no"), "{err}");
+        std::fs::write(dir.join("server.pem"), "s").expect("write");
+        std::fs::write(dir.join("client.pem"), "c").expect("write");
+        let made = bootstrap(Path::new("/bin/true"), &dir, home.path()).expect("bundles present");
+        assert_eq!(made.client_bundle, dir.join("client.pem"));
+        assert_eq!(made.server_bundle, dir.join("server.pem"));
     }
 
     #[test]

@@ -15,13 +15,15 @@ use super::driver::{Acquired, Addr, Conn, Driver, Lease, LockdConn, LockdDriver,
 use super::etcd_driver::{EtcdConn, EtcdDriver};
 use super::process::ServerProcess;
 use super::redis_driver::{RedisConn, RedisDriver};
+use super::tls::TlsClient;
 use crate::error::Result;
 use crate::peers::{PeerKind, PeerProcess};
 
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Target {
-    /// lockd-rs (or lockd v0.9) over plain HTTP: spawned (--spawn) or given (--addr).
+    /// lockd-rs (or lockd v0.9) over plain HTTP, and also over mTLS with --tls: spawned (--spawn)
+    /// or given (--addr).
     Lockd,
     /// etcd v3 over gRPC, started by the bench with its default (durable) settings.
     Etcd,
@@ -125,7 +127,7 @@ enum Running {
 /// One system of the run.
 pub(crate) struct System {
     /// Its name in tables, charts and JSON: `lockd-tcp`, `lockd-unix`,
-    /// `etcd`, `redis`, `redis-everysec`.
+    /// `lockd-mtls`, `etcd`, `redis`, `redis-everysec`.
     pub label: &'static str,
     /// Where it listens.
     pub addr: String,
@@ -142,6 +144,11 @@ pub(crate) struct System {
     running: Running,
 }
 
+/// Label of lockd over plain HTTP on TCP: the baseline mTLS is judged against.
+pub(crate) const PLAIN_TCP_LABEL: &str = "lockd-tcp";
+/// Label of lockd over mTLS, chosen to stand out next to the plain listeners.
+pub(crate) const MTLS_LABEL: &str = "lockd-mtls";
+
 /// How lockd writes in YCSB (it has no lease-free write).
 pub(crate) const LEASE_CYCLE: &str = "lease cycle (acquire, update, release)";
 /// How the key-value peers write in YCSB.
@@ -151,7 +158,7 @@ impl System {
     /// lockd at `addr`, started by the bench (`process`) or not.
     pub(crate) fn lockd(addr: Addr, process: Option<ServerProcess>, durable: bool) -> System {
         let label = match addr {
-            Addr::Tcp(_) => "lockd-tcp",
+            Addr::Tcp(_) => PLAIN_TCP_LABEL,
             Addr::Unix(_) => "lockd-unix",
         };
         System {
@@ -164,6 +171,29 @@ impl System {
             version: None,
             running: process.map_or(Running::External, Running::Lockd),
         }
+    }
+
+    /// lockd at `addr` over mTLS with the identity in `tls`, started by the
+    /// bench (`process`) or not. Fails for a Unix socket, where lockd does
+    /// not serve TLS.
+    pub(crate) fn lockd_mtls(
+        addr: Addr,
+        tls: TlsClient,
+        process: Option<ServerProcess>,
+        durable: bool,
+    ) -> Result<System> {
+        let shown = format!("https://{addr}");
+        let driver = LockdDriver::with_tls(addr, tls).map_err(crate::error::Error::Invalid)?;
+        Ok(System {
+            label: MTLS_LABEL,
+            addr: shown,
+            driver: Arc::new(AnyDriver::Lockd(driver)),
+            pid: process.as_ref().map(|p| p.pid),
+            writes: LEASE_CYCLE,
+            durable,
+            version: None,
+            running: process.map_or(Running::External, Running::Lockd),
+        })
     }
 
     /// Starts a peer with its data under `scratch`.

@@ -9,11 +9,14 @@ use clap::Parser;
 use lockd_actors::{LeaseConfig, MemBackend, Router};
 use lockd_net::server::{serve, ListenSpec, Listener, ServerConfig, TcpFamily};
 
-use super::driver::LockdDriver;
+use super::driver::{Addr, LockdDriver};
+use super::systems::Target;
+use super::ycsb::Distribution;
 use super::*;
 use crate::cli::{Cli, Command};
 
-fn args(extra: &[&str]) -> HttpArgs {
+/// `lockd-bench http <extra>` as parsed flags.
+pub(super) fn args(extra: &[&str]) -> HttpArgs {
     let mut argv = vec!["lockd-bench", "http"];
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("parse").command {
@@ -126,7 +129,8 @@ fn rejects_what_cannot_run() {
     }
 }
 
-fn check(m: &workload::Measured, what: &str) {
+/// Asserts that a run did work, cleanly, and measured what it should.
+pub(super) fn check(m: &workload::Measured, what: &str) {
     assert!(m.ops > 0, "{what}: no operation completed");
     assert_eq!(m.errors, 0, "{what}: {:?}", m.first_error);
     assert_eq!(m.latency.count, m.ops, "{what}: one latency per operation");
@@ -268,11 +272,11 @@ fn every_workload_runs_cleanly_against_the_in_process_server() {
     });
 }
 
-#[test]
-fn spawned_lockd_servers_run_every_workload() {
-    // The lockd binary is another package's, which `cargo test -p
-    // lockd-bench` does not build: build it with the same cargo and
-    // profile, so this test always runs against the current server.
+/// Builds the lockd binary next to the test binary. It is another
+/// package's, which `cargo test -p lockd-bench` does not build: building it
+/// with the same cargo and profile makes the spawned tests always run
+/// against the current server.
+pub(super) fn build_lockd() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -284,6 +288,11 @@ fn spawned_lockd_servers_run_every_workload() {
         .expect("run cargo build -p lockd");
     assert!(built.success(), "cargo build -p lockd failed");
     process::find_server_binary(None).expect("lockd next to the test binary");
+}
+
+#[test]
+fn spawned_lockd_servers_run_every_workload() {
+    build_lockd();
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_arg = dir.path().to_string_lossy().to_string();
     let a = args(&[

@@ -1,10 +1,10 @@
 //! The connection flags every client command shares, the SDK client they
 //! build, and the one-line messages for the SDK's errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lockd_net::client::{ApiError, Client, ClientBuilder, ClientError};
+use lockd_net::client::{ApiError, Client, ClientError};
 use tracing::level_filters::LevelFilter;
 
 use super::inputs::{optional, Origins, ENV_SERVER};
@@ -13,10 +13,9 @@ use crate::logging;
 use crate::parse;
 use crate::resolve::LogFormat;
 
-/// Server used when neither `--server` nor `LOCKD_CLIENT_SERVER` names one.
-/// lockd's default is `https://127.0.0.1:9341`; this server speaks plain
-/// HTTP until mTLS is built, so the client's default does too.
-const DEFAULT_SERVER: &str = "http://127.0.0.1:9341";
+/// Server used when neither `--server` nor `LOCKD_CLIENT_SERVER` names one
+/// (lockd's default); `http://` instead with `--disable-mtls`.
+const DEFAULT_SERVER: &str = "https://127.0.0.1:9341";
 const ENV_BUNDLE: &str = "LOCKD_CLIENT_BUNDLE";
 const ENV_DISABLE_MTLS: &str = "LOCKD_CLIENT_DISABLE_MTLS";
 const ENV_TIMEOUT: &str = "LOCKD_CLIENT_TIMEOUT";
@@ -27,28 +26,30 @@ const ENV_LOG_LEVEL: &str = "LOCKD_CLIENT_LOG_LEVEL";
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Connection")]
 pub(super) struct Globals {
-    /// Server URL(s): http://, https:// (needs --bundle) or unix:///path; comma-separated for failover
+    /// Server URL(s): https://, http:// or unix:///path; comma-separated for failover [default: https://127.0.0.1:9341]
     ///
-    /// A bare host:port means http://, a bare /path a Unix socket. Listed endpoints are tried in
-    /// order; the one that answers is used first from then on. The default is plain HTTP because
-    /// this server has no TLS yet (lockd's own default is https://127.0.0.1:9341).
+    /// A bare host:port means https:// (http:// with --disable-mtls), a bare /path a Unix socket.
+    /// Listed endpoints are tried in order; the one that answers is used first from then on.
+    /// Without --server the default is https://127.0.0.1:9341, or http://127.0.0.1:9341 with
+    /// --disable-mtls.
     #[arg(
         id = "client_server",
         short = 's',
         long = "server",
         env = ENV_SERVER,
         global = true,
-        value_name = "URL[,URL...]",
-        default_value = DEFAULT_SERVER
+        value_name = "URL[,URL...]"
     )]
-    pub(super) server: String,
-    /// PEM bundle for https:// servers: CA certificate(s), plus client certificate and key for mTLS
+    pub(super) server: Option<String>,
+    /// Client bundle for https:// servers: CA certificate, client certificate and key (PEM)
     ///
-    /// Certificates and key may come in any order. Server certificates must chain to the CA; their
-    /// host name is not checked. Not read for http:// and unix:// servers.
+    /// Without it, the first client*.pem in $HOME/.lockd is used (client.pem first): the server
+    /// creates $HOME/.lockd/client.pem when it bootstraps mTLS on its first start. Blocks may come in
+    /// any order. The server's certificate must chain to the bundle's CA; its host name is not
+    /// checked. Not read for http:// and unix:// servers.
     #[arg(id = "client_bundle", short = 'b', long = "bundle", env = ENV_BUNDLE, global = true, value_name = "FILE")]
     pub(super) bundle: Option<PathBuf>,
-    /// Do not present the bundle's client certificate (the bundle still supplies the CA for https://)
+    /// Plain HTTP: bare host:port and the default server mean http://; for https:// servers the bundle supplies only the CA
     #[arg(
         id = "client_disable_mtls",
         long = "disable-mtls",
@@ -119,13 +120,20 @@ pub(super) struct Conn {
 impl Conn {
     /// Validates the connection flags and builds the client; nothing is
     /// dialled yet.
-    pub(super) fn open(g: &Globals, origins: &Origins<'_>) -> Result<Conn, CliError> {
-        let endpoints = origins.parse("server", ENV_SERVER, &g.server, endpoints)?;
-        let timeout = origins.parse("timeout", ENV_TIMEOUT, &g.timeout, parse::duration)?;
+    /// `home` is `$HOME`, where a client bundle is looked for when
+    /// `--bundle` is not given.
+    pub(super) fn open(g: &Globals, origins: &Origins<'_>, home: Option<&Path>) -> Result<Conn, CliError> {
         let disable_mtls = match &g.disable_mtls {
             Some(text) => origins.parse("disable-mtls", ENV_DISABLE_MTLS, text, parse::switch)?,
             None => false,
         };
+        let server = match &g.server {
+            Some(text) => text.clone(),
+            None if disable_mtls => DEFAULT_SERVER.replacen("https://", "http://", 1),
+            None => DEFAULT_SERVER.to_string(),
+        };
+        let endpoints = origins.parse("server", ENV_SERVER, &server, |t| endpoints(t, !disable_mtls))?;
+        let timeout = origins.parse("timeout", ENV_TIMEOUT, &g.timeout, parse::duration)?;
         let mut builder = endpoints
             .iter()
             .fold(Client::builder(), |b, e| b.endpoint(e))
@@ -133,31 +141,28 @@ impl Conn {
             .acquire_retries(0);
         let invalid_server = |e: ClientError| CliError::InvalidValue {
             flag: "server",
-            value: g.server.clone(),
+            value: server.clone(),
             origin: origins.origin("server", ENV_SERVER),
             reason: e.to_string(),
         };
         let client = if endpoints.iter().any(|e| e.to_ascii_lowercase().starts_with("https://")) {
-            let Some(path) = &g.bundle else {
-                return Err(CliError::Missing(format!(
-                    "an https:// server needs the CA that signed its certificate: pass --bundle FILE or set {ENV_BUNDLE}"
-                )));
+            let (path, bundle_origin) = match &g.bundle {
+                Some(path) => (path.clone(), origins.origin("bundle", ENV_BUNDLE)),
+                None => (discover_bundle(home)?, " (found in $HOME/.lockd)".to_string()),
             };
             let path_text = path.display().to_string();
-            let bundle_origin = origins.origin("bundle", ENV_BUNDLE);
-            let pem = std::fs::read(path).map_err(|e| CliError::InvalidValue {
+            let pem = std::fs::read(&path).map_err(|e| CliError::InvalidValue {
                 flag: "bundle",
                 value: path_text.clone(),
                 origin: bundle_origin.clone(),
                 reason: e.to_string(),
             })?;
-            builder = builder.ca_pem(pem.clone());
-            let built = if disable_mtls {
-                builder.build()
+            builder = if disable_mtls {
+                builder.ca_pem(pem)
             } else {
-                build_with_identity(builder, &pem)
+                builder.bundle_pem(pem)
             };
-            built.map_err(|e| match e {
+            builder.build().map_err(|e| match e {
                 ClientError::InvalidUrl(_) => invalid_server(e),
                 other => CliError::InvalidValue {
                     flag: "bundle",
@@ -232,10 +237,31 @@ fn api_message(api: &ApiError) -> String {
     out
 }
 
+/// The client bundle the server's bootstrap left in `$HOME/.lockd`.
+fn discover_bundle(home: Option<&Path>) -> Result<PathBuf, CliError> {
+    let home = home.ok_or_else(|| {
+        CliError::Missing(format!(
+            "an https:// server needs a client bundle: pass --bundle FILE or set {ENV_BUNDLE} ($HOME is not set, so $HOME/.lockd cannot be searched)"
+        ))
+    })?;
+    let dir = lockd_auth::files::default_dir(home);
+    match lockd_auth::files::discover_client_bundle(&dir) {
+        Ok(Some(path)) => Ok(path),
+        Ok(None) => Err(CliError::Missing(format!(
+            "an https:// server needs a client bundle and {} has no client*.pem: pass --bundle FILE or set {ENV_BUNDLE} \
+             (a server with the default settings creates {}/client.pem on its first start), or --disable-mtls for a plain-HTTP server",
+            dir.display(),
+            dir.display()
+        ))),
+        Err(e) => Err(CliError::Missing(format!("looking for a client bundle: {e}"))),
+    }
+}
+
 /// Splits `--server` into endpoint URLs: a comma-separated list; a bare
-/// `host:port` becomes `http://host:port` and a bare absolute path a
-/// Unix socket. The SDK validates each URL when the client is built.
-fn endpoints(text: &str) -> Result<Vec<String>, String> {
+/// `host:port` becomes `https://host:port` (`http://` when `tls` is off)
+/// and a bare absolute path a Unix socket. The SDK validates each URL when
+/// the client is built.
+fn endpoints(text: &str, tls: bool) -> Result<Vec<String>, String> {
     let list: Vec<String> = text
         .split(',')
         .filter_map(|item| optional(Some(item)))
@@ -244,102 +270,45 @@ fn endpoints(text: &str) -> Result<Vec<String>, String> {
                 item
             } else if item.starts_with('/') {
                 format!("unix://{item}")
+            } else if tls {
+                format!("https://{item}")
             } else {
                 format!("http://{item}")
             }
         })
         .collect();
     if list.is_empty() {
-        return Err("no server URL (e.g. http://127.0.0.1:9341)".into());
+        return Err("no server URL (e.g. https://127.0.0.1:9341)".into());
     }
     Ok(list)
-}
-
-/// Builds the client presenting the bundle's certificate and key as the
-/// client identity. The SDK wants the leaf certificate first and refuses
-/// a chain whose leaf does not match the key; a lockd bundle usually puts
-/// the CA first, so each certificate (and each key) is tried as the leaf
-/// until the SDK accepts the pair. A bundle without a key builds a client
-/// that only trusts the CA.
-fn build_with_identity(builder: ClientBuilder, pem: &[u8]) -> Result<Client, ClientError> {
-    let text = String::from_utf8_lossy(pem);
-    let blocks = pem_blocks(&text);
-    let certs: Vec<&str> = blocks
-        .iter()
-        .filter(|(label, _)| *label == "CERTIFICATE")
-        .map(|(_, b)| *b)
-        .collect();
-    let keys: Vec<&str> = blocks
-        .iter()
-        .filter(|(label, _)| label.ends_with("PRIVATE KEY"))
-        .map(|(_, b)| *b)
-        .collect();
-    if keys.is_empty() || certs.is_empty() {
-        return builder.build();
-    }
-    let mut first_err = None;
-    for key in &keys {
-        for leaf in 0..certs.len() {
-            let mut identity = String::from(certs[leaf]);
-            for (i, cert) in certs.iter().enumerate() {
-                if i != leaf {
-                    identity.push_str(cert);
-                }
-            }
-            identity.push_str(key);
-            match builder.clone().client_identity_pem(identity).build() {
-                Ok(client) => return Ok(client),
-                Err(e @ ClientError::InvalidUrl(_)) => return Err(e),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-    }
-    Err(first_err.unwrap_or_else(|| ClientError::Tls("no usable client certificate in the bundle".into())))
-}
-
-/// The PEM blocks of `text` as (label, whole block including its
-/// BEGIN/END lines and a trailing newline).
-fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
-    const BEGIN: &str = "-----BEGIN ";
-    const DASHES: &str = "-----";
-    let mut out = Vec::new();
-    let mut rest = text;
-    let mut base = 0;
-    while let Some(start) = rest.find(BEGIN) {
-        let after_begin = &rest[start + BEGIN.len()..];
-        let Some(label_len) = after_begin.find(DASHES) else {
-            break;
-        };
-        let label = &after_begin[..label_len];
-        let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[start..].find(&end_marker) else {
-            break;
-        };
-        let mut stop = start + end + end_marker.len();
-        if rest[stop..].starts_with('\n') {
-            stop += 1;
-        }
-        out.push((label, &text[base + start..base + stop]));
-        base += stop;
-        rest = &rest[stop..];
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn globals(server: &str) -> Globals {
+        Globals {
+            server: Some(server.into()),
+            bundle: None,
+            disable_mtls: None,
+            timeout: "30s".into(),
+            log_level: "none".into(),
+        }
+    }
+
     #[test]
     fn server_lists_are_normalised() {
         assert_eq!(
-            endpoints("127.0.0.1:9341"),
+            endpoints("127.0.0.1:9341", true),
+            Ok(vec!["https://127.0.0.1:9341".to_owned()])
+        );
+        assert_eq!(
+            endpoints("127.0.0.1:9341", false),
             Ok(vec!["http://127.0.0.1:9341".to_owned()])
         );
         assert_eq!(
-            endpoints(" https://a:1 , b:2,,unix:///run/l.sock, /tmp/x.sock "),
+            endpoints(" https://a:1 , b:2,,unix:///run/l.sock, /tmp/x.sock ", false),
             Ok(vec![
                 "https://a:1".to_owned(),
                 "http://b:2".to_owned(),
@@ -347,7 +316,7 @@ mod tests {
                 "unix:///tmp/x.sock".to_owned()
             ])
         );
-        assert!(endpoints(" , ").is_err());
+        assert!(endpoints(" , ", true).is_err());
     }
 
     #[test]
@@ -381,13 +350,11 @@ mod tests {
     #[test]
     fn timeouts_and_refusals_name_the_server() {
         let g = Globals {
-            server: "127.0.0.1:1,127.0.0.1:2".into(),
-            bundle: None,
-            disable_mtls: None,
             timeout: "5s".into(),
-            log_level: "none".into(),
+            disable_mtls: Some("true".into()),
+            ..globals("127.0.0.1:1,127.0.0.1:2")
         };
-        let conn = Conn::open(&g, &Origins::new(None)).expect("valid flags");
+        let conn = Conn::open(&g, &Origins::new(None), None).expect("valid flags");
         let msg = conn.failed(ClientError::Timeout).to_string();
         assert_eq!(
             msg,
@@ -400,42 +367,41 @@ mod tests {
     }
 
     #[test]
-    fn bad_flags_are_usage_errors() {
-        let base = || Globals {
-            server: "http://127.0.0.1:1".into(),
-            bundle: None,
-            disable_mtls: None,
-            timeout: "30s".into(),
-            log_level: "none".into(),
+    fn the_default_server_follows_disable_mtls() {
+        let plain = Globals {
+            server: None,
+            disable_mtls: Some("true".into()),
+            ..globals("")
         };
+        let conn = Conn::open(&plain, &Origins::new(None), None).expect("plain default");
+        assert_eq!(conn.endpoints, vec!["http://127.0.0.1:9341".to_owned()]);
+        let home = tempfile::tempdir().expect("tempdir");
+        let secure = Globals {
+            server: None,
+            ..globals("")
+        };
+        let err = Conn::open(&secure, &Origins::new(None), Some(home.path())).expect_err("no bundle anywhere");
+        let msg = err.to_string();
+        assert!(msg.contains("client*.pem") && msg.contains("--bundle"), "{msg}");
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
         let origins = Origins::new(None);
-        let err = Conn::open(
-            &Globals {
-                server: "ftp://x".into(),
-                ..base()
-            },
-            &origins,
-        )
-        .expect_err("bad scheme");
+        let err = Conn::open(&globals("ftp://x"), &origins, None).expect_err("bad scheme");
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().starts_with("invalid --server \"ftp://x\""), "{err}");
         let err = Conn::open(
             &Globals {
                 timeout: "soon".into(),
-                ..base()
+                ..globals("http://127.0.0.1:1")
             },
             &origins,
+            None,
         )
         .expect_err("bad timeout");
         assert!(err.to_string().starts_with("invalid --timeout"), "{err}");
-        let err = Conn::open(
-            &Globals {
-                server: "https://h:1".into(),
-                ..base()
-            },
-            &origins,
-        )
-        .expect_err("no bundle");
+        let err = Conn::open(&globals("https://h:1"), &origins, None).expect_err("no bundle");
         assert!(
             err.to_string().contains("--bundle") && err.to_string().contains(ENV_BUNDLE),
             "{err}"
@@ -443,9 +409,10 @@ mod tests {
         let err = Conn::open(
             &Globals {
                 disable_mtls: Some("maybe".into()),
-                ..base()
+                ..globals("http://127.0.0.1:1")
             },
             &origins,
+            None,
         )
         .expect_err("bad switch");
         assert!(err.to_string().starts_with("invalid --disable-mtls"), "{err}");
@@ -454,49 +421,32 @@ mod tests {
         assert_eq!(log_level("none"), Ok(None));
     }
 
-    /// A lockd-style client bundle: CA certificate first, then the client
-    /// certificate, then the client key.
-    fn ca_first_bundle() -> String {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let client_key = rcgen::KeyPair::generate().expect("key");
-        let client_params = rcgen::CertificateParams::new(vec!["lockd-client".to_owned()]).expect("params");
-        let client_cert = client_params.signed_by(&client_key, &issuer).expect("client");
-        format!("{}{}{}", ca_cert.pem(), client_cert.pem(), client_key.serialize_pem())
-    }
-
     #[test]
-    fn pem_blocks_are_split_with_their_labels() {
-        let bundle = ca_first_bundle();
-        let blocks = pem_blocks(&bundle);
-        let labels: Vec<&str> = blocks.iter().map(|(l, _)| *l).collect();
-        assert_eq!(labels, vec!["CERTIFICATE", "CERTIFICATE", "PRIVATE KEY"]);
-        let joined: String = blocks.iter().map(|(_, b)| *b).collect();
-        assert_eq!(joined.trim(), bundle.trim());
-    }
-
-    #[test]
-    fn ca_first_bundles_still_yield_a_client_identity() {
-        let bundle = ca_first_bundle();
-        let builder = || Client::builder().endpoint("https://127.0.0.1:1").ca_pem(bundle.clone());
-        assert!(
-            builder().client_identity_pem(bundle.clone()).build().is_err(),
-            "the SDK refuses the bundle as is: its first certificate is the CA"
-        );
-        build_with_identity(builder(), bundle.as_bytes()).expect("the client certificate is found");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("client.pem");
-        std::fs::write(&path, &bundle).expect("write bundle");
-        let g = Globals {
-            server: "https://127.0.0.1:1".into(),
-            bundle: Some(path),
-            disable_mtls: None,
-            timeout: "30s".into(),
-            log_level: "none".into(),
-        };
-        Conn::open(&g, &Origins::new(None)).expect("bundle accepted");
+    fn a_bootstrapped_client_bundle_is_found_in_home() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let dir = lockd_auth::files::default_dir(home.path());
+        lockd_auth::bootstrap::ensure(&dir, None).expect("bootstrap");
+        let conn = Conn::open(
+            &Globals {
+                server: None,
+                ..globals("")
+            },
+            &Origins::new(None),
+            Some(home.path()),
+        )
+        .expect("the bootstrapped client.pem is used");
+        assert_eq!(conn.endpoints, vec!["https://127.0.0.1:9341".to_owned()]);
+        let garbage = home.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a bundle").expect("write");
+        let err = Conn::open(
+            &Globals {
+                bundle: Some(garbage),
+                ..globals("https://127.0.0.1:1")
+            },
+            &Origins::new(None),
+            None,
+        )
+        .expect_err("garbage bundle");
+        assert!(err.to_string().starts_with("invalid --bundle"), "{err}");
     }
 }

@@ -33,7 +33,8 @@ Every flag can also be set through the environment variable shown next to it.
 commands find the key, lease id, fencing token and transaction id by themselves.
 
 Examples:
-  export LOCKD_CLIENT_SERVER=http://127.0.0.1:9341
+  # against a server started with no flags: https://127.0.0.1:9341 and
+  # $HOME/.lockd/client.pem are found by themselves
   eval \"$(lockd client acquire --key orders --owner worker-1)\"
   eval \"$(lockd client update ./orders.json)\"     # or: ... | lockd client update
   lockd client get                                # the lease holder's view
@@ -89,7 +90,7 @@ pub(crate) fn run(args: ClientArgs, matches: Option<&ArgMatches>) -> Result<(), 
         .enable_all()
         .build()
         .map_err(|e| CliError::Startup(format!("cannot start the async runtime: {e}")))?;
-    let conn = Conn::open(&args.globals, &origins)?;
+    let conn = Conn::open(&args.globals, &origins, crate::settings::home_dir().as_deref())?;
     let outcome = runtime.block_on(async {
         match args.command {
             ClientCommand::Acquire(a) => lease::acquire(&conn, a, &origins).await,
@@ -162,8 +163,8 @@ mod tests {
     fn connection_flags_work_before_and_after_the_command() {
         let before = parse(&["lockd", "client", "--server", "h:1", "describe", "-k", "a"]).expect("parses");
         let after = parse(&["lockd", "client", "describe", "-k", "a", "--server", "h:1"]).expect("parses");
-        assert_eq!(before.globals.server, "h:1");
-        assert_eq!(after.globals.server, "h:1");
+        assert_eq!(before.globals.server.as_deref(), Some("h:1"));
+        assert_eq!(after.globals.server.as_deref(), Some("h:1"));
     }
 
     #[test]

@@ -93,6 +93,34 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Whether the process has not exited yet.
+    #[allow(dead_code)] // not every test file needs it
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// For a start that should fail: waits (at most [`WAIT`]) for the
+    /// process to exit by itself and returns its status and its whole
+    /// stderr. Panics if it is still running; the drop then kills it.
+    #[allow(dead_code)] // not every test file needs it
+    pub(crate) fn exited(&mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                panic!("lockd is still running; log so far:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread hangs up at end of file, which ends this loop.
+        while let Ok(line) = self.lines.recv_timeout(WAIT) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
 }
 
 impl Drop for Server {

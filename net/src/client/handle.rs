@@ -68,6 +68,7 @@ pub struct ClientBuilder {
     ca_pem: Option<Vec<u8>>,
     ca_file: Option<PathBuf>,
     identity_pem: Option<Vec<u8>>,
+    bundle_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientBuilder {
@@ -81,6 +82,7 @@ impl Default for ClientBuilder {
             ca_pem: None,
             ca_file: None,
             identity_pem: None,
+            bundle_pem: None,
         }
     }
 }
@@ -143,6 +145,36 @@ impl ClientBuilder {
         self
     }
 
+    /// A lockd client bundle, PEM: the CA certificate, the client
+    /// certificate and its key in any order, as `lockd auth new client` and
+    /// the server's first-start bootstrap write them. The client trusts the
+    /// bundle's CA and presents its certificate (mTLS); this replaces
+    /// [`ClientBuilder::ca_pem`] and [`ClientBuilder::client_identity_pem`].
+    pub fn bundle_pem(mut self, pem: impl Into<Vec<u8>>) -> ClientBuilder {
+        self.bundle_pem = Some(pem.into());
+        self
+    }
+
+    /// Like [`ClientBuilder::bundle_pem`] with the bundle a lockd server
+    /// bootstraps: the first `client*.pem` in `$HOME/.lockd` (`client.pem`
+    /// first). Fails when there is none.
+    pub fn discover_bundle(self) -> Result<ClientBuilder, ClientError> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| ClientError::Tls("$HOME is not set, so no client bundle can be found".to_owned()))?;
+        let dir = lockd_auth::files::default_dir(std::path::Path::new(&home));
+        let path = lockd_auth::files::discover_client_bundle(&dir)
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .ok_or_else(|| ClientError::Tls(format!("no client*.pem in {}", dir.display())))?;
+        let pem = std::fs::read(&path).map_err(|e| {
+            ClientError::Io(std::io::Error::new(
+                e.kind(),
+                format!("reading {}: {e}", path.display()),
+            ))
+        })?;
+        Ok(self.bundle_pem(pem))
+    }
+
     /// Validates the options and builds the client. Fails on a bad URL, an
     /// unreadable CA file or unusable certificates; nothing is dialled yet.
     pub fn build(self) -> Result<Client, ClientError> {
@@ -164,14 +196,15 @@ impl ClientBuilder {
             })?),
             (None, None) => None,
         };
-        let tls = match (&ca_pem, &self.identity_pem) {
-            (Some(ca), identity) => Some(tls::client_config(ca, identity.as_deref())?),
-            (None, Some(_)) => {
+        let tls = match (&self.bundle_pem, &ca_pem, &self.identity_pem) {
+            (Some(bundle), _, _) => Some(tls::client_config_from_bundle(bundle)?),
+            (None, Some(ca), identity) => Some(tls::client_config(ca, identity.as_deref())?),
+            (None, None, Some(_)) => {
                 return Err(ClientError::Tls(
                     "a client identity was given without a CA certificate".to_owned(),
                 ));
             }
-            (None, None) => None,
+            (None, None, None) => None,
         };
         let connector = Connector::new(tls, self.connect_timeout);
         let http = HyperClient::builder(TokioExecutor::new())

@@ -48,4 +48,5 @@ mod types;
 pub use error::{ApiError, ClientError};
 pub use handle::{Client, ClientBuilder};
 pub use session::LeaseSession;
+pub use tls::{client_config as tls_config, client_config_from_bundle as tls_config_from_bundle};
 pub use types::{Conditions, Lease, LeaseRef, StateDoc};

@@ -18,8 +18,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use super::error::ClientError;
 
 /// Builds the TLS configuration from a CA bundle and an optional client
-/// identity (certificate chain, leaf first, plus its private key, in one PEM).
-pub(crate) fn client_config(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, ClientError> {
+/// identity (certificate chain, leaf first, plus its private key, in one
+/// PEM). ALPN offers `h2` and `http/1.1`; callers that speak only one can
+/// clone the configuration and change `alpn_protocols`.
+pub fn client_config(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for cert in parse_certs(ca_pem, "CA bundle")? {
@@ -48,6 +50,23 @@ pub(crate) fn client_config(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Resul
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Builds the TLS configuration from a lockd client bundle (client
+/// certificate, key and CA certificate, in any order): trusts the bundle's
+/// CA and presents its certificate.
+pub fn client_config_from_bundle(bundle_pem: &[u8]) -> Result<Arc<ClientConfig>, ClientError> {
+    let text = String::from_utf8_lossy(bundle_pem);
+    let bundle =
+        lockd_auth::bundle::ClientBundle::parse(&text, "client bundle").map_err(|e| ClientError::Tls(e.to_string()))?;
+    if !bundle.leaf.client_auth {
+        return Err(ClientError::Tls(format!(
+            "client bundle: the certificate of {} is not for client authentication (is this a server bundle?)",
+            bundle.leaf.subject
+        )));
+    }
+    let identity = format!("{}{}", bundle.cert_pem, bundle.key_pem);
+    client_config(bundle.ca_certs_pem.as_bytes(), Some(identity.as_bytes()))
 }
 
 fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, ClientError> {

@@ -8,8 +8,10 @@ use http::Request;
 use hyper::body::Incoming;
 use lockd_actors::lease::LeaseProof;
 use lockd_actors::{ApiError, Backend};
+use lockd_auth::claims::Access;
 
 use super::body;
+use super::caller::Caller;
 use super::json::decode_strict;
 use super::params::{self, Query};
 use super::respond;
@@ -32,7 +34,12 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 /// `POST /v1/acquire`.
-pub(super) async fn acquire<B: Backend>(app: &App<B>, req: Request<Incoming>, correlation_id: &str) -> Handled {
+pub(super) async fn acquire<B: Backend>(
+    app: &App<B>,
+    req: Request<Incoming>,
+    correlation_id: &str,
+    caller: Caller<'_>,
+) -> Handled {
     let query = Query::parse(req.uri().query());
     let header_txn = params::text(req.headers(), header::TXN_ID);
     let body: wire::AcquireRequest = control_body(app, req).await?;
@@ -46,12 +53,14 @@ pub(super) async fn acquire<B: Backend>(app: &App<B>, req: Request<Incoming>, co
     // lockd ignores a `namespace` query parameter here; honouring it when the
     // body names none is an allowed addition (API.md quirk policy).
     let namespace = non_empty(body.namespace).unwrap_or_else(|| query.get("namespace").to_string());
+    caller.authorize(&namespace, &app.router.config().default_namespace, Access::Write)?;
+    let owner = caller.owner(body.owner.as_deref().unwrap_or(""));
     let (namespace, ok) = app
         .router
         .acquire(
             &namespace,
             &key,
-            body.owner.as_deref().unwrap_or(""),
+            &owner,
             body.ttl_seconds.unwrap_or(0),
             body.block_seconds.unwrap_or(0),
             body.if_not_exists.unwrap_or(false),
@@ -111,13 +120,14 @@ fn lease_target(
 }
 
 /// `POST /v1/keepalive`.
-pub(super) async fn keepalive<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn keepalive<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let fencing = params::fencing_token(req.headers())?;
     let query = Query::parse(req.uri().query());
     let header_txn = non_empty(Some(params::text(req.headers(), header::TXN_ID)));
     let body: wire::KeepaliveRequest = control_body(app, req).await?;
     let txn = header_txn.or(non_empty(body.txn_id));
     let t = lease_target(&query, body.namespace, body.key, body.lease_id, txn, fencing)?;
+    caller.authorize(&t.namespace, &app.router.config().default_namespace, Access::Write)?;
     let expires_at_unix = app
         .router
         .keepalive(&t.namespace, &t.key, t.proof, body.ttl_seconds.unwrap_or(0))
@@ -128,7 +138,7 @@ pub(super) async fn keepalive<B: Backend>(app: &App<B>, req: Request<Incoming>) 
 }
 
 /// `POST /v1/release`.
-pub(super) async fn release<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn release<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let fencing = params::fencing_token(req.headers())?;
     let query = Query::parse(req.uri().query());
     let header_txn = non_empty(Some(params::text(req.headers(), header::TXN_ID)));
@@ -139,6 +149,7 @@ pub(super) async fn release<B: Backend>(app: &App<B>, req: Request<Incoming>) ->
     if t.proof.txn_id.is_none() {
         return Err(ApiError::missing_txn().with_detail("txn_id required"));
     }
+    caller.authorize(&t.namespace, &app.router.config().default_namespace, Access::Write)?;
     let released = app.router.release(&t.namespace, &t.key, t.proof, rollback).await?;
     Ok(respond::json(&wire::ReleaseResponse { released }))
 }

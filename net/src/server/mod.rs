@@ -11,6 +11,7 @@
 //! queueing without bound.
 
 mod body;
+mod caller;
 pub mod json;
 mod lease_routes;
 mod listen;
@@ -53,8 +54,10 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_timeout: Duration,
-    /// Serve TLS on TCP connections (see [`tls::server_config`]); `None` is plain HTTP.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Serve TLS on TCP connections (see [`tls::server_config`]); `None` is
+    /// plain HTTP. With client roots, requests are checked against the
+    /// client certificate's namespace claims.
+    pub tls: Option<tls::TlsSettings>,
 }
 
 impl Default for ServerConfig {
@@ -131,7 +134,10 @@ pub async fn serve<B: Backend>(
 ) -> Result<(), NetError> {
     let shutdown_timeout = cfg.shutdown_timeout;
     let builder = conn_builder(&cfg);
-    let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| tokio_rustls::TlsAcceptor::from(Arc::clone(&t.config)));
     let app = Arc::new(service::App::new(router, cfg));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -201,7 +207,7 @@ where
     let builder = conn_builder(&cfg);
     let app = Arc::new(service::App::new(router, cfg));
     builder
-        .serve_connection(TokioIo::new(io), service_for(app))
+        .serve_connection(TokioIo::new(io), service_for(app, None))
         .await
         .map_err(|e| e.to_string())
 }
@@ -227,8 +233,16 @@ fn spawn_tls_conn<B: Backend>(
         let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
+                // Read the verified client certificate once; every request
+                // on this connection is authorised against it.
+                let peer = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|der| Arc::new(caller::Peer::from_certificate(der)));
                 let conn = builder
-                    .serve_connection(TokioIo::new(tls), service_for(app))
+                    .serve_connection(TokioIo::new(tls), service_for(app, peer))
                     .into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -242,6 +256,7 @@ fn spawn_tls_conn<B: Backend>(
 
 fn service_for<B: Backend>(
     app: Arc<service::App<B>>,
+    peer: Option<Arc<caller::Peer>>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<respond::Body>,
@@ -251,7 +266,8 @@ fn service_for<B: Backend>(
        + Send {
     service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(service::handle(app, req).await) }
+        let peer = peer.clone();
+        async move { Ok::<_, std::convert::Infallible>(service::handle(app, req, peer.as_deref()).await) }
     })
 }
 
@@ -265,7 +281,7 @@ fn spawn_conn<B, IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let conn = builder
-        .serve_connection(TokioIo::new(io), service_for(app.clone()))
+        .serve_connection(TokioIo::new(io), service_for(app.clone(), None))
         .into_owned();
     let conn = graceful.watch(conn);
     tokio::spawn(async move {

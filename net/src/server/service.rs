@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use lockd_actors::{ApiError, Backend, Router};
 
 use super::body::{Limits, MemBudget};
+use super::caller::{Caller, Peer};
 use super::respond::{self, Body};
 use super::{lease_routes, params, state_routes, ServerConfig};
 use crate::wire::header;
@@ -89,7 +90,11 @@ impl Drop for Admission<'_> {
 }
 
 /// Serves one request. Never fails: every outcome is an HTTP response.
-pub(crate) async fn handle<B: Backend>(app: Arc<App<B>>, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle<B: Backend>(
+    app: Arc<App<B>>,
+    req: Request<Incoming>,
+    peer: Option<&Peer>,
+) -> Response<Body> {
     let started = Instant::now();
     let supplied = params::text(req.headers(), header::CORRELATION_ID);
     let correlation_id = if params::valid_correlation_id(&supplied) {
@@ -106,8 +111,12 @@ pub(crate) async fn handle<B: Backend>(app: Arc<App<B>>, req: Request<Incoming>)
         Some(r) => {
             let admitted = app.in_flight.fetch_add(1, Ordering::Relaxed) < app.cfg.max_in_flight;
             let _admission = Admission(&app.in_flight);
+            let caller = Caller {
+                peer,
+                denylist: app.cfg.tls.as_ref().map(|t| &**t.denylist()),
+            };
             let outcome = if admitted {
-                dispatch(&app, r, req, &correlation_id).await
+                dispatch(&app, r, req, &correlation_id, caller).await
             } else {
                 Err(ApiError::throttled(1))
             };
@@ -136,16 +145,22 @@ pub(crate) async fn handle<B: Backend>(app: Arc<App<B>>, req: Request<Incoming>)
     resp
 }
 
-async fn dispatch<B: Backend>(app: &App<B>, route: Route, req: Request<Incoming>, correlation_id: &str) -> Handled {
+async fn dispatch<B: Backend>(
+    app: &App<B>,
+    route: Route,
+    req: Request<Incoming>,
+    correlation_id: &str,
+    caller: Caller<'_>,
+) -> Handled {
     match route {
-        Route::Acquire => lease_routes::acquire(app, req, correlation_id).await,
-        Route::Keepalive => lease_routes::keepalive(app, req).await,
-        Route::Release => lease_routes::release(app, req).await,
-        Route::Get => state_routes::get(app, req).await,
-        Route::Update => state_routes::update(app, req).await,
-        Route::Remove => state_routes::remove(app, req).await,
-        Route::Describe => state_routes::describe(app, req).await,
-        Route::Metadata => state_routes::metadata(app, req).await,
+        Route::Acquire => lease_routes::acquire(app, req, correlation_id, caller).await,
+        Route::Keepalive => lease_routes::keepalive(app, req, caller).await,
+        Route::Release => lease_routes::release(app, req, caller).await,
+        Route::Get => state_routes::get(app, req, caller).await,
+        Route::Update => state_routes::update(app, req, caller).await,
+        Route::Remove => state_routes::remove(app, req, caller).await,
+        Route::Describe => state_routes::describe(app, req, caller).await,
+        Route::Metadata => state_routes::metadata(app, req, caller).await,
         Route::Probe => Ok(respond::empty(StatusCode::OK)),
     }
 }

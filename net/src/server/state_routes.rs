@@ -8,9 +8,11 @@ use http::{HeaderMap, Request, StatusCode};
 use hyper::body::Incoming;
 use lockd_actors::lease::LeaseProof;
 use lockd_actors::{names, ApiError, Backend};
+use lockd_auth::claims::Access;
 use sha2::{Digest, Sha256};
 
 use super::body;
+use super::caller::Caller;
 use super::json::{compact_in_place, decode_strict};
 use super::params::{self, Query};
 use super::respond;
@@ -28,15 +30,23 @@ struct Guarded {
     proof: LeaseProof,
 }
 
-/// key → namespace → key syntax → lease header → txn header → fencing
-/// (update, remove and metadata share this order).
-fn guarded<B: Backend>(app: &App<B>, query: &Query, headers: &HeaderMap) -> Result<Guarded, ApiError> {
+/// key → namespace → namespace claims → key syntax → lease header → txn
+/// header → fencing (update, remove and metadata share this order; all
+/// three are writes).
+fn guarded<B: Backend>(
+    app: &App<B>,
+    query: &Query,
+    headers: &HeaderMap,
+    caller: Caller<'_>,
+) -> Result<Guarded, ApiError> {
     let key = query.get("key").trim().to_string();
     if key.is_empty() {
         return Err(ApiError::missing_key().with_detail("key query required"));
     }
     let namespace = query.get("namespace").to_string();
-    names::resolve_namespace(&namespace, &app.router.config().default_namespace)?;
+    let default_ns = &app.router.config().default_namespace;
+    names::resolve_namespace(&namespace, default_ns)?;
+    caller.authorize(&namespace, default_ns, Access::Write)?;
     names::normalize_key(&key)?;
     let lease_id = params::text(headers, header::LEASE_ID);
     if lease_id.is_empty() {
@@ -60,7 +70,7 @@ fn guarded<B: Backend>(app: &App<B>, query: &Query, headers: &HeaderMap) -> Resu
 
 /// `POST /v1/get`: a lease read (read-your-writes) or, with `public=1` and
 /// no lease header, the committed state.
-pub(super) async fn get<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn get<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let query = Query::parse(req.uri().query());
     let headers = req.headers();
     let lease_id = params::text(headers, header::LEASE_ID);
@@ -89,6 +99,11 @@ pub(super) async fn get<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Han
             })
         }
     };
+    caller.authorize(
+        query.get("namespace"),
+        &app.router.config().default_namespace,
+        Access::Read,
+    )?;
     match app.router.get(query.get("namespace"), key, proof).await? {
         None => Ok(respond::empty(StatusCode::NO_CONTENT)),
         Some(doc) => {
@@ -104,10 +119,10 @@ pub(super) async fn get<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Han
 }
 
 /// `POST /v1/update`: stage a new JSON document.
-pub(super) async fn update<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn update<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let query = Query::parse(req.uri().query());
     let (parts, incoming) = req.into_parts();
-    let g = guarded(app, &query, &parts.headers)?;
+    let g = guarded(app, &query, &parts.headers, caller)?;
     let if_version = params::if_version(&parts.headers)?;
     let expected_bytes = params::expected_bytes(&parts.headers)?;
     let expected_sha256 = params::expected_sha256(&parts.headers)?;
@@ -172,10 +187,10 @@ fn check_query_hidden_header(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/remove`: stage deletion of the document.
-pub(super) async fn remove<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn remove<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let query = Query::parse(req.uri().query());
     let headers = req.headers();
-    let g = guarded(app, &query, headers)?;
+    let g = guarded(app, &query, headers, caller)?;
     let if_version = params::if_version(headers)?;
     let ok = app
         .router
@@ -190,13 +205,14 @@ pub(super) async fn remove<B: Backend>(app: &App<B>, req: Request<Incoming>) -> 
 }
 
 /// `GET /v1/describe`: committed metadata, no payload, no lease needed.
-pub(super) async fn describe<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn describe<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let query = Query::parse(req.uri().query());
     let key = query.get("key").trim().to_string();
     if key.is_empty() {
         return Err(ApiError::missing_key().with_detail("key query required"));
     }
     let namespace = names::resolve_namespace(query.get("namespace"), &app.router.config().default_namespace)?;
+    caller.authorize(&namespace, &namespace, Access::Read)?;
     let ok = app.router.describe(&namespace, &key).await?;
     Ok(respond::json(&wire::DescribeResponse {
         namespace,
@@ -214,10 +230,10 @@ pub(super) async fn describe<B: Backend>(app: &App<B>, req: Request<Incoming>) -
 }
 
 /// `POST /v1/metadata`: stage `query_hidden` (header wins over body).
-pub(super) async fn metadata<B: Backend>(app: &App<B>, req: Request<Incoming>) -> Handled {
+pub(super) async fn metadata<B: Backend>(app: &App<B>, req: Request<Incoming>, caller: Caller<'_>) -> Handled {
     let query = Query::parse(req.uri().query());
     let (parts, incoming) = req.into_parts();
-    let g = guarded(app, &query, &parts.headers)?;
+    let g = guarded(app, &query, &parts.headers, caller)?;
     let if_version = params::if_version(&parts.headers)?;
     let raw_header = params::text(&parts.headers, header::META_QUERY_HIDDEN);
     let from_header = if raw_header.is_empty() {

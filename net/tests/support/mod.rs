@@ -100,7 +100,9 @@ impl TestCa {
         }
     }
 
-    /// A leaf certificate for `names`, returned as (certificate PEM, key PEM).
+    /// A leaf certificate for `names`, returned as (certificate PEM, key
+    /// PEM). A client certificate claims every namespace (`ALL=rw`): the
+    /// server authorises mTLS requests by those claims.
     pub(crate) fn issue(&self, names: &[&str], client: bool) -> (String, String) {
         let key = rcgen::KeyPair::generate().expect("leaf key");
         let mut params =
@@ -110,6 +112,10 @@ impl TestCa {
         } else {
             rcgen::ExtendedKeyUsagePurpose::ServerAuth
         }];
+        if client {
+            let claim = rcgen::string::Ia5String::try_from("lockd://ns/ALL?perm=rw").expect("ASCII claim");
+            params.subject_alt_names.push(rcgen::SanType::URI(claim));
+        }
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).expect("leaf certificate");
         (cert.pem(), key.serialize_pem())
