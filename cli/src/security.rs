@@ -101,13 +101,19 @@ pub(crate) fn storage_only(s: &ServerSettings) -> Result<Security, CliError> {
     Ok(finish(s, bundle, None))
 }
 
-/// The configured bundle, if the file exists.
+/// The configured bundle. A missing default bundle is no bundle (plain
+/// HTTP and no encryption); a missing bundle that was named is an error,
+/// so a typo never silently turns encryption off.
 fn load_bundle(s: &ServerSettings) -> Result<Option<(PathBuf, ServerBundle)>, CliError> {
     match &s.bundle {
         Some(path) if path.exists() => {
             let loaded = ServerBundle::load(path).map_err(|e| startup(e.to_string()))?;
             Ok(Some((path.clone(), loaded)))
         }
+        Some(path) if !is_default_bundle(path) => Err(startup(format!(
+            "server bundle {} does not exist (it is read for its storage key even with --disable-mtls)",
+            path.display()
+        ))),
         _ => Ok(None),
     }
 }

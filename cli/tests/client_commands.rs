@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::{lockd, run, Server};
+use support::{lockd, ok_stdout, output, run, stderr_of, Server};
 
 fn start(home: &Path, listen: &[&str]) -> Server {
     let mut cmd = lockd(home);
@@ -35,18 +35,11 @@ fn client(home: &Path, server: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn output(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run lockd client")
-}
-
+/// Stdout of a command that had to succeed, parsed as JSON (from the raw
+/// bytes, so output that is not UTF-8 fails here instead of being patched).
 fn ok_json(cmd: Command) -> Value {
     let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "status {:?}, stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_stdout(&out);
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
@@ -107,10 +100,6 @@ fn with_stdin(mut cmd: Command, input: &str) -> Output {
         .write_all(input.as_bytes())
         .expect("feed stdin");
     child.wait_with_output().expect("finish")
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

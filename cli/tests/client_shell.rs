@@ -8,9 +8,9 @@ mod support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use support::{lockd, run, Server, BIN};
+use support::{lockd, ok_stdout, output, run, run_script, Server};
 
 /// A document with whitespace to compact and a quote to survive.
 const DOC: &str = "{ \"cursor\" : 42,\n  \"name\": \"o'neil\", \"tags\": [ \"a\", \"b\" ] }\n";
@@ -29,20 +29,6 @@ fn client(home: &Path, server: &str, args: &[&str]) -> Command {
     let mut cmd = lockd(home);
     cmd.arg("client").args(args).env("LOCKD_CLIENT_SERVER", server);
     cmd
-}
-
-fn output(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run lockd client")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}, stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -75,24 +61,7 @@ fn eval_workflow_in_a_shell() {
         lockd client describe > describe.txt
         printf '%s' "$LOCKD_CLIENT_ETAG" > etag.txt
     "#;
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(home.path())
-        .env_clear()
-        .env("HOME", home.path())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LOCKD_BIN", BIN)
-        .env("LOCKD_CLIENT_SERVER", &url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run bash");
-    assert!(
-        out.status.success(),
-        "script failed: {:?}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_script(script, home.path(), &url);
     let read = |name: &str| std::fs::read_to_string(home.path().join(name)).expect(name);
     assert_eq!(read("held.json"), COMPACT, "the holder sees its staged document");
     assert_eq!(read("before-release.json"), "", "staged state is not public");
@@ -112,7 +81,7 @@ fn eval_workflow_in_a_shell() {
 fn update_from_stdin_and_get_to_a_file() {
     let home = tempfile::tempdir().expect("tempdir");
     let (mut server, url) = mem_server(home.path());
-    let acquired: serde_json::Value = serde_json::from_str(&stdout(&output(client(
+    let acquired: serde_json::Value = serde_json::from_str(&ok_stdout(&output(client(
         home.path(),
         &url,
         &["acquire", "-k", "stdin-doc", "--owner", "w2", "--output", "json"],
@@ -140,7 +109,7 @@ fn update_from_stdin_and_get_to_a_file() {
     let mut get = client(home.path(), &url, &["get", "-o", target_text, "--show-meta"]);
     get.args(&lease_args);
     let out = output(get);
-    stdout(&out);
+    ok_stdout(&out);
     assert_eq!(std::fs::read_to_string(&target).expect("read"), "");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "no state\n");
 
@@ -159,7 +128,7 @@ fn update_from_stdin_and_get_to_a_file() {
         .write_all(DOC.as_bytes())
         .expect("feed stdin");
     let out = child.wait_with_output().expect("update finishes");
-    let text = stdout(&out);
+    let text = ok_stdout(&out);
     assert!(
         text.starts_with("export LOCKD_CLIENT_VERSION=1\nexport LOCKD_CLIENT_ETAG="),
         "{text}"
@@ -168,7 +137,7 @@ fn update_from_stdin_and_get_to_a_file() {
     let mut get = client(home.path(), &url, &["get", "--output", target_text, "--show-meta"]);
     get.args(&lease_args);
     let out = output(get);
-    assert_eq!(stdout(&out), "", "the document went to the file");
+    assert_eq!(ok_stdout(&out), "", "the document went to the file");
     assert_eq!(std::fs::read_to_string(&target).expect("read"), COMPACT);
     let meta = String::from_utf8_lossy(&out.stderr).into_owned();
     let etag = text.lines().nth(1).and_then(|l| l.split_once('=')).map(|(_, v)| v);

@@ -12,9 +12,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use support::{lockd, run, Server};
+use support::{lockd, ok_stdout, output, put_doc, run, Server};
 
 /// Segment file layout (docs/logstore-format.md): a 32-byte file header,
 /// then records with a 20-byte header each.
@@ -70,48 +70,10 @@ fn client(home: &Path, addr: &str, bundles: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn output(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run lockd")
-}
-
-fn ok_stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}, stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Commits `doc` as the state of `key` (namespace default): acquire,
-/// update from a file, release.
-fn put_doc(home: &Path, addr: &str, bundles: &Path, key: &str, doc: &str) {
-    let acquired: serde_json::Value = serde_json::from_str(&ok_stdout(&output(client(
-        home,
-        addr,
-        bundles,
-        &["acquire", "-k", key, "--owner", "writer", "--output", "json"],
-    ))))
-    .expect("acquire prints JSON");
-    let field = |name: &str| match &acquired[name] {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let lease = [
-        ("LOCKD_CLIENT_KEY", key.to_string()),
-        ("LOCKD_CLIENT_LEASE", field("lease_id")),
-        ("LOCKD_CLIENT_TXN_ID", field("txn_id")),
-        ("LOCKD_CLIENT_FENCING_TOKEN", field("fencing_token")),
-    ];
-    let file = home.join(format!("{key}.json"));
-    std::fs::write(&file, doc).expect("write doc");
-    let file = file.to_str().expect("utf-8 path");
-    for args in [&["update", file][..], &["release"]] {
-        let mut cmd = client(home, addr, bundles, args);
-        cmd.envs(lease.iter().map(|(k, v)| (k, v)));
-        ok_stdout(&output(cmd));
-    }
+/// Stores `doc` as the public state of `key` in the default namespace,
+/// through the client of the bundles in `bundles`.
+fn put_default(home: &Path, addr: &str, bundles: &Path, key: &str, doc: &str) {
+    put_doc(home, |args| client(home, addr, bundles, args), "default", key, doc);
 }
 
 /// 64 random hex digits, repeated so that any copy of the document on
@@ -229,7 +191,7 @@ fn encrypted_store_keeps_documents_unreadable_on_disk() {
         let data = home.path().join(name);
         let (mut server, addr, line) = start(home.path(), &bundles, &data, flags);
         assert!(line.contains(note), "{name}: {line}");
-        put_doc(home.path(), &addr, &bundles, "vault", &secret_doc(&secret));
+        put_default(home.path(), &addr, &bundles, "vault", &secret_doc(&secret));
         let out = output(client(
             home.path(),
             &addr,
@@ -259,7 +221,7 @@ fn a_store_opens_only_with_the_key_it_was_written_with() {
     let second = bootstrap(home.path(), "second");
     let data = home.path().join("data");
     let (mut server, addr, _) = start(home.path(), &first, &data, &[]);
-    put_doc(home.path(), &addr, &first, "k", "{\"a\":1}");
+    put_default(home.path(), &addr, &first, "k", "{\"a\":1}");
     assert!(server.terminate().success());
     let opening = format!("lockd: cannot open store in {}: ", data.display());
 
@@ -343,7 +305,7 @@ fn tampered_ciphertext_is_caught_and_never_served() {
     let data = home.path().join("data");
     let secret = secret();
     let (mut server, addr, _) = start(home.path(), &bundles, &data, &[]);
-    put_doc(home.path(), &addr, &bundles, "ledger", &secret_doc(&secret));
+    put_default(home.path(), &addr, &bundles, "ledger", &secret_doc(&secret));
     assert!(server.terminate().success());
 
     assert!(
@@ -375,7 +337,7 @@ fn verify_store_passes_a_healthy_store_and_fails_loose_permissions() {
     let bundles = bootstrap(home.path(), "bundles");
     let data = home.path().join("data");
     let (mut server, addr, _) = start(home.path(), &bundles, &data, &[]);
-    put_doc(home.path(), &addr, &bundles, "healthy", "{\"ok\":true}");
+    put_default(home.path(), &addr, &bundles, "healthy", "{\"ok\":true}");
     assert!(server.terminate().success());
 
     let (code, stdout, stderr) = verify(home.path(), &bundles, &data);

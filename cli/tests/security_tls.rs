@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,7 +21,7 @@ use lockd_auth::bundle::{CaBundle, ClientBundle, ServerBundle};
 use lockd_auth::claims::Claims;
 use lockd_auth::files::write_private;
 use lockd_auth::issue::{new_client, Validity};
-use support::{lockd, run, Server, BIN, WAIT};
+use support::{lockd, ok_stdout, output, put_doc, run, run_script, stderr_of, Server, WAIT};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -52,25 +52,6 @@ fn client_as(home: &Path, addr: &str, bundle: &Path, args: &[&str]) -> Command {
     let mut cmd = client(home, addr, args);
     cmd.env("LOCKD_CLIENT_BUNDLE", bundle);
     cmd
-}
-
-fn output(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run lockd client")
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Stdout of a command that must have succeeded.
-fn ok_stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}, stderr: {}",
-        out.status,
-        stderr_of(out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The command never got an answer from the API: the connection was
@@ -146,24 +127,7 @@ fn zero_flag_start_bootstraps_mtls_and_the_client_finds_its_bundle() {
         eval "$("$LOCKD_BIN" client release)"
         "$LOCKD_BIN" client get --public > public.json
     "#;
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(home.path())
-        .env_clear()
-        .env("HOME", home.path())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LOCKD_BIN", BIN)
-        .env("LOCKD_CLIENT_SERVER", &addr)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run bash");
-    assert!(
-        out.status.success(),
-        "script failed: {:?}\nstderr:\n{}",
-        out.status,
-        stderr_of(&out)
-    );
+    run_script(script, home.path(), &addr);
     let read = |name: &str| std::fs::read_to_string(home.path().join(name)).expect(name);
     let owner = format!("w1/lockd-client#{serial}");
     assert_eq!(read("owner.txt"), owner, "the certificate is appended to the owner");
@@ -372,43 +336,14 @@ fn a_revoked_client_is_cut_off_without_a_restart() {
     assert!(server.terminate().success());
 }
 
-/// Writes `doc` to `key` in `namespace` with the bootstrap (ALL=rw) client.
-fn put_doc(home: &Path, addr: &str, namespace: &str, key: &str, doc: &str) {
-    let acquired: serde_json::Value = serde_json::from_str(&ok_stdout(&output(client(
-        home,
-        addr,
-        &[
-            "acquire", "-k", key, "-n", namespace, "--owner", "admin", "--output", "json",
-        ],
-    ))))
-    .expect("acquire prints JSON");
-    let field = |name: &str| match &acquired[name] {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let lease = [
-        ("LOCKD_CLIENT_KEY", key.to_string()),
-        ("LOCKD_CLIENT_NAMESPACE", namespace.to_string()),
-        ("LOCKD_CLIENT_LEASE", field("lease_id")),
-        ("LOCKD_CLIENT_TXN_ID", field("txn_id")),
-        ("LOCKD_CLIENT_FENCING_TOKEN", field("fencing_token")),
-    ];
-    let file = home.join(format!("{namespace}-{key}.json"));
-    std::fs::write(&file, doc).expect("write doc");
-    let file = file.to_str().expect("utf-8 path");
-    for args in [&["update", file][..], &["release"]] {
-        let mut cmd = client(home, addr, args);
-        cmd.envs(lease.iter().map(|(k, v)| (k, v)));
-        ok_stdout(&output(cmd));
-    }
-}
-
 #[test]
 fn namespace_claims_decide_reads_and_writes() {
     let home = tempfile::tempdir().expect("tempdir");
     let (mut server, addr) = secure_server(home.path(), &["--store", "mem://"]);
+    // Written with the bootstrap client, which may do anything (ALL=rw).
+    let admin = |args: &[&str]| client(home.path(), &addr, args);
     for ns in ["orders", "default"] {
-        put_doc(home.path(), &addr, ns, "shared", &format!("{{\"ns\":\"{ns}\"}}"));
+        put_doc(home.path(), admin, ns, "shared", &format!("{{\"ns\":\"{ns}\"}}"));
     }
     // (certificate, claims, allowed in orders, allowed in default), each
     // as (acquire, describe, get --public).

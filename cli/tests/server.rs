@@ -201,3 +201,25 @@ fn version_flag_prints_the_version() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.trim(), format!("lockd {}", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn a_named_bundle_must_exist_even_without_mtls() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let missing = home.path().join("typo.pem");
+    for extra in [&["--disable-mtls"][..], &[]] {
+        let mut cmd = lockd(home.path());
+        cmd.args(["--store", "mem://", "--listen", "127.0.0.1:0", "--bundle"])
+            .arg(&missing)
+            .args(extra);
+        let (status, stderr) = run(cmd);
+        assert_eq!(status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("typo.pem") && stderr.contains("does not exist"),
+            "{extra:?}: {stderr}"
+        );
+    }
+    assert!(
+        !home.path().join(".lockd").exists(),
+        "nothing is bootstrapped for a named bundle"
+    );
+}

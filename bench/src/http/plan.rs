@@ -54,8 +54,9 @@ pub(crate) struct HttpArgs {
     #[arg(long)]
     pub spawn: bool,
     /// Measure lockd over mTLS next to plain HTTP. With --spawn the bench also starts a lockd with
-    /// mTLS on 127.0.0.1 (certificates from `lockd --bootstrap` in the scratch directory) and runs
-    /// every workload over plain TCP and over mTLS, interleaved per round; the comparison gives
+    /// mTLS on 127.0.0.1 (certificates from `lockd --bootstrap` in the scratch directory; storage
+    /// encryption off, as on the plain one, so only the transport differs) and runs every workload
+    /// over plain TCP and over mTLS, interleaved per round; the comparison gives
     /// the mTLS/plain throughput ratio per workload and concurrency against the target "mTLS costs
     /// < 15 %". With --addr it needs --tls-bundle, and the TCP addresses are driven over mTLS.
     #[arg(long)]

@@ -181,7 +181,10 @@ pub(crate) fn parse_listening(line: &str) -> Option<&str> {
 
 impl ServerProcess {
     /// Starts `bin --store <store>` listening as `listen`, with
-    /// `--disable-mtls` or `--bundle <server bundle>` as `security` says,
+    /// `--disable-mtls` or `--bundle <server bundle>` as `security` says
+    /// (the mTLS one with `--disable-storage-encryption`: the bootstrapped
+    /// bundle holds a storage key, and the plain server stores plaintext, so
+    /// the two differ by the transport alone),
     /// with `home` as its `$HOME` (so no personal config file is read) and
     /// no `LOCKD_*` or `RUST_LOG` variables, and waits until it listens.
     pub(crate) fn spawn(
@@ -195,7 +198,7 @@ impl ServerProcess {
         cmd.args(["--store", store, "--log-level", "info"]);
         match security {
             Security::Plain => cmd.arg("--disable-mtls"),
-            Security::Mtls(bundle) => cmd.arg("--bundle").arg(bundle),
+            Security::Mtls(bundle) => cmd.arg("--bundle").arg(bundle).arg("--disable-storage-encryption"),
         };
         match listen {
             Listen::Loopback => cmd.args(["--listen", "127.0.0.1:0"]),

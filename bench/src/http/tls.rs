@@ -89,76 +89,64 @@ impl TlsClient {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use lockd_auth::bundle::{CaBundle, ClientBundle, ServerBundle};
+    use lockd_auth::claims::Claims;
+    use lockd_auth::issue::{new_ca, new_client, new_server, Validity};
     use rustls::RootCertStore;
-    use rustls_pki_types::CertificateDer;
 
     use super::*;
 
-    /// A private CA for tests, able to sign server and client certificates.
+    /// How long the test certificates stay valid: far longer than any test
+    /// runs, so expiry never decides an outcome here.
+    const VALID_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// A private CA for the TLS tests, issuing with `lockd_auth` exactly
+    /// as `lockd auth` and `lockd --bootstrap` do, so the bench is tested
+    /// against the certificates it will meet in use.
     pub(crate) struct TestCa {
-        key: rcgen::KeyPair,
-        params: rcgen::CertificateParams,
-        /// The CA certificate, PEM.
-        pub(crate) pem: String,
-        der: CertificateDer<'static>,
+        ca: CaBundle,
     }
 
     impl TestCa {
-        /// A new self-signed CA called `name`.
+        /// A new CA called `name`.
         pub(crate) fn new(name: &str) -> TestCa {
-            let key = rcgen::KeyPair::generate().expect("CA key");
-            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            params.distinguished_name.push(rcgen::DnType::CommonName, name);
-            params.key_usages = vec![
-                rcgen::KeyUsagePurpose::KeyCertSign,
-                rcgen::KeyUsagePurpose::DigitalSignature,
-            ];
-            let cert = params.self_signed(&key).expect("CA certificate");
-            TestCa {
-                pem: cert.pem(),
-                der: cert.der().clone(),
-                key,
-                params,
-            }
+            let ca = new_ca(name, &Validity::for_duration(VALID_FOR)).expect("CA");
+            TestCa { ca }
         }
 
-        /// A certificate for `names` signed by this CA, for a server or a
-        /// client: (certificate PEM, key PEM). A client certificate claims
-        /// every namespace for reading and writing, as lockd's servers
-        /// authorise requests by those claims.
-        pub(crate) fn issue(&self, names: &[&str], client: bool) -> (String, String) {
-            let key = rcgen::KeyPair::generate().expect("leaf key");
-            let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
-            let mut params = rcgen::CertificateParams::new(names).expect("leaf params");
-            params.extended_key_usages = vec![if client {
-                rcgen::ExtendedKeyUsagePurpose::ClientAuth
-            } else {
-                rcgen::ExtendedKeyUsagePurpose::ServerAuth
-            }];
-            if client {
-                use lockd_auth::claims::{ALL, CLAIM_PREFIX};
-                let claim = format!("{CLAIM_PREFIX}{ALL}?perm=rw");
-                let uri = rcgen::string::Ia5String::try_from(claim).expect("claim is ASCII");
-                params.subject_alt_names.push(rcgen::SanType::URI(uri));
-            }
-            let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
-            let cert = params.signed_by(&key, &issuer).expect("leaf certificate");
-            (cert.pem(), key.serialize_pem())
+        /// The CA certificate, PEM: the piece to leave out, repeat or
+        /// swap when a test builds a bundle by hand.
+        pub(crate) fn pem(&self) -> &str {
+            &self.ca.cert_pem
         }
 
-        /// A client bundle of this CA: key first, then the client
-        /// certificate, then the CA, to show the order does not matter.
+        /// A server certificate for `host`, signed by this CA.
+        pub(crate) fn server(&self, host: &str) -> ServerBundle {
+            let validity = Validity::for_duration(VALID_FOR);
+            new_server(&self.ca, "lockd-server", &[host.into()], &validity).expect("server certificate")
+        }
+
+        /// A client certificate for `cn`, signed by this CA. It claims
+        /// every namespace for reading and writing, since lockd's servers
+        /// authorise each request by the claims of the certificate.
+        pub(crate) fn client(&self, cn: &str) -> ClientBundle {
+            let mut claims = Claims::none();
+            claims.parse_flag("ALL=rw").expect("claims");
+            new_client(&self.ca, cn, &claims, &Validity::for_duration(VALID_FOR)).expect("client certificate")
+        }
+
+        /// A complete client bundle of this CA, as a file would hold it.
         pub(crate) fn client_bundle(&self) -> String {
-            let (cert, key) = self.issue(&["bench-client"], true);
-            format!("{key}{cert}{}", self.pem)
+            self.client("bench-client").to_pem()
         }
 
         /// Trust anchors holding only this CA, for a server that checks
         /// client certificates.
         pub(crate) fn roots(&self) -> RootCertStore {
             let mut roots = RootCertStore::empty();
-            roots.add(self.der.clone()).expect("CA as root");
+            roots
+                .add(self.ca.cert_der().expect("CA DER").into())
+                .expect("CA as root");
             roots
         }
     }
@@ -173,11 +161,12 @@ pub(super) mod tests {
     #[test]
     fn a_bundle_in_any_order_is_accepted() {
         let ca = TestCa::new("bench CA");
-        let (cert, key) = ca.issue(&["bench-client"], true);
+        let client = ca.client("bench-client");
+        let (cert, key) = (&client.cert_pem, &client.key_pem);
         for pem in [
-            format!("{}{cert}{key}", ca.pem),
-            format!("{key}{cert}{}", ca.pem),
-            format!("{cert}{key}{}", ca.pem),
+            format!("{}{cert}{key}", ca.pem()),
+            format!("{key}{cert}{}", ca.pem()),
+            format!("{cert}{key}{}", ca.pem()),
         ] {
             let client = TlsClient::from_bundle_pem(pem.as_bytes()).expect("bundle");
             assert_eq!(client.server_name, ServerName::try_from("localhost").expect("name"));
@@ -187,17 +176,19 @@ pub(super) mod tests {
     #[test]
     fn incomplete_or_wrong_bundles_are_explained() {
         let ca = TestCa::new("bench CA");
-        let (cert, key) = ca.issue(&["bench-client"], true);
+        let client = ca.client("bench-client");
+        let (cert, key, ca_pem) = (&client.cert_pem, &client.key_pem, ca.pem());
         assert!(refusal(&format!("{cert}{key}")).contains("no CA certificate"));
-        assert!(refusal(&format!("{}{key}", ca.pem)).contains("no client certificate"));
-        assert!(refusal(&format!("{}{cert}", ca.pem)).contains("no private key"));
-        let (other, _) = ca.issue(&["second-client"], true);
-        assert!(refusal(&format!("{}{cert}{other}{key}", ca.pem)).contains("2 non-CA certificates"));
-        let (server, server_key) = ca.issue(&["localhost"], false);
-        assert!(refusal(&format!("{}{server}{server_key}", ca.pem)).contains("server bundle"));
+        assert!(refusal(&format!("{ca_pem}{key}")).contains("no client certificate"));
+        assert!(refusal(&format!("{ca_pem}{cert}")).contains("no private key"));
+        let other = ca.client("second-client").cert_pem;
+        assert!(refusal(&format!("{ca_pem}{cert}{other}{key}")).contains("2 non-CA certificates"));
+        let server = ca.server("localhost");
+        let (server_cert, server_key) = (&server.cert_pem, &server.key_pem);
+        assert!(refusal(&format!("{ca_pem}{server_cert}{server_key}")).contains("server bundle"));
         // A key that belongs to another certificate.
-        let (_, stranger_key) = ca.issue(&["x"], true);
-        assert!(refusal(&format!("{}{cert}{stranger_key}", ca.pem)).contains("client identity"));
+        let stranger_key = ca.client("x").key_pem;
+        assert!(refusal(&format!("{ca_pem}{cert}{stranger_key}")).contains("client identity"));
         assert!(refusal("").contains("no CA certificate"));
         let garbage = "-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n";
         assert!(refusal(garbage).contains("not valid base64"));

@@ -116,8 +116,9 @@ fn runtime() -> tokio::runtime::Runtime {
 /// dials, so the driver only gets through if it skips the name check as
 /// lockd's clients do. Dropping the sender stops the server.
 async fn start_mtls_server(ca: &TestCa) -> (Addr, oneshot::Sender<()>) {
-    let (cert, key) = ca.issue(&["lockd-server.invalid"], false);
-    let tls = server_tls::server_config(cert.as_bytes(), key.as_bytes(), Some(ca.roots())).expect("server TLS");
+    let server = ca.server("lockd-server.invalid");
+    let tls = server_tls::server_config(server.cert_pem.as_bytes(), server.key_pem.as_bytes(), Some(ca.roots()))
+        .expect("server TLS");
     let spec = ListenSpec::Tcp {
         addr: "127.0.0.1:0".into(),
         family: TcpFamily::V4,
@@ -238,8 +239,9 @@ fn a_bundle_of_another_ca_fails_with_an_error_not_a_hang() {
         // The right CA but a client certificate the server does not trust:
         // the server refuses it, during the handshake or at the first
         // request (TLS 1.3 finishes the client's side first).
-        let (cert, key) = stranger.issue(&["intruder"], true);
-        let mixed = TlsClient::from_bundle_pem(format!("{}{cert}{key}", ca.pem).as_bytes()).expect("bundle");
+        let intruder = stranger.client("intruder");
+        let mixed = format!("{}{}{}", ca.pem(), intruder.cert_pem, intruder.key_pem);
+        let mixed = TlsClient::from_bundle_pem(mixed.as_bytes()).expect("bundle");
         let driver = LockdDriver::with_tls(addr, mixed).expect("driver");
         let attempt = tokio::time::timeout(NO_HANG, async {
             let mut conn = driver.connect().await?;

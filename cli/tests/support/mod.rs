@@ -1,9 +1,11 @@
 //! Harness shared by the black-box tests of the `lockd` binary: run it
-//! with a clean environment, start a server and read its log lines.
+//! with a clean environment, start a server and read its log lines, and
+//! the few client steps (run a command, drive a shell script, store a
+//! document) that more than one test file needs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -136,4 +138,94 @@ impl Drop for Server {
 pub(crate) fn run(mut cmd: Command) -> (ExitStatus, String) {
     let out = cmd.stdin(Stdio::null()).output().expect("run lockd");
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs `cmd` to completion with nothing on stdin and keeps everything it
+/// printed, for tests that look at stdout as well as stderr.
+#[allow(dead_code)] // not every test file needs it
+pub(crate) fn output(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("run lockd")
+}
+
+/// What a finished command wrote to stderr, as text for messages.
+#[allow(dead_code)] // not every test file needs it
+pub(crate) fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Stdout of a command that had to succeed. A failure panics with the
+/// status and stderr, since that is where `lockd` explains itself.
+#[allow(dead_code)] // not every test file needs it
+pub(crate) fn ok_stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}, stderr: {}",
+        out.status,
+        stderr_of(out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `script` with `bash -c` in `home`, the way a user would chain
+/// `eval "$(lockd client ...)"` calls, and insists that it succeeds.
+///
+/// The environment is cleared like [`lockd`]'s, keeping only `PATH` (for
+/// bash's own tools); the script finds the binary under test in
+/// `$LOCKD_BIN` and the server in `$LOCKD_CLIENT_SERVER` (`server`).
+#[allow(dead_code)] // not every test file needs it
+pub(crate) fn run_script(script: &str, home: &Path, server: &str) -> Output {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(home)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LOCKD_BIN", BIN)
+        .env("LOCKD_CLIENT_SERVER", server)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "script failed: {:?}\nstderr:\n{}",
+        out.status,
+        stderr_of(&out)
+    );
+    out
+}
+
+/// Commits `doc` as the public state of `key` in `namespace`: acquire
+/// (`--output json`), update from a file written under `home`, release.
+///
+/// `client` turns arguments into a `lockd client` command; it carries
+/// whatever the test's server needs (address, bundle), so the same steps
+/// serve plain and mTLS servers alike. The lease travels between the
+/// three commands in `LOCKD_CLIENT_*` variables, as it would in a shell.
+#[allow(dead_code)] // not every test file needs it
+pub(crate) fn put_doc(home: &Path, client: impl Fn(&[&str]) -> Command, namespace: &str, key: &str, doc: &str) {
+    let acquire = [
+        "acquire", "-k", key, "-n", namespace, "--owner", "writer", "--output", "json",
+    ];
+    let acquired: serde_json::Value =
+        serde_json::from_str(&ok_stdout(&output(client(&acquire)))).expect("acquire prints JSON");
+    let field = |name: &str| match &acquired[name] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let lease = [
+        ("LOCKD_CLIENT_KEY", key.to_string()),
+        ("LOCKD_CLIENT_NAMESPACE", namespace.to_string()),
+        ("LOCKD_CLIENT_LEASE", field("lease_id")),
+        ("LOCKD_CLIENT_TXN_ID", field("txn_id")),
+        ("LOCKD_CLIENT_FENCING_TOKEN", field("fencing_token")),
+    ];
+    let file = home.join(format!("{namespace}-{key}.json"));
+    std::fs::write(&file, doc).expect("write doc");
+    let file = file.to_str().expect("utf-8 path");
+    for args in [&["update", file][..], &["release"]] {
+        let mut cmd = client(args);
+        cmd.envs(lease.iter().map(|(k, v)| (k, v)));
+        ok_stdout(&output(cmd));
+    }
 }
