@@ -279,7 +279,7 @@ fn seconds(flag: &str, s: f64, zero_ok: bool) -> Result<Duration> {
 }
 
 /// Drops repeated values, keeping the first occurrence's place.
-fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+pub(crate) fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(v.len());
     for x in v {
         if !out.contains(&x) {

@@ -17,7 +17,7 @@ use super::driver::{Acquired, Conn, Driver, Lease, OpError};
 use super::etcd_driver::EtcdDriver;
 use super::process::CpuClock;
 use super::redis_driver::RedisDriver;
-use super::tests::every_workload;
+use super::tests::{every_workload, runtime};
 use crate::peers::{find_binary, PeerKind, PeerProcess};
 
 /// Whether missing peers fail the tests instead of skipping them.
@@ -44,14 +44,6 @@ fn alive(pid: u32) -> bool {
     let pid = libc::pid_t::try_from(pid).expect("pid fits");
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 fn granted(a: Result<Acquired, OpError>) -> Lease {

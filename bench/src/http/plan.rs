@@ -11,7 +11,7 @@ use super::driver::Addr;
 use super::systems::Target;
 use super::workload::{self, Workload};
 use super::ycsb::Distribution;
-use crate::cli::{parse_duration, parse_size};
+use crate::cli::{dedup, parse_duration, parse_size};
 use crate::error::{Error, Result};
 
 /// Flags of `lockd-bench http`.
@@ -161,16 +161,6 @@ fn or_default<T: PartialEq + Clone>(v: &[T], default: Vec<T>) -> Vec<T> {
     } else {
         dedup(v.to_vec())
     }
-}
-
-fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(v.len());
-    for x in v {
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    out
 }
 
 impl Plan {

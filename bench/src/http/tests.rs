@@ -272,6 +272,15 @@ fn every_workload_runs_cleanly_against_the_in_process_server() {
     });
 }
 
+/// A two-worker runtime for tests that drive servers from async code.
+pub(super) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Builds the lockd binary next to the test binary. It is another
 /// package's, which `cargo test -p lockd-bench` does not build: building it
 /// with the same cargo and profile makes the spawned tests always run

@@ -18,7 +18,7 @@ use super::driver::{Addr, Conn, Driver, LockdDriver, OpError};
 use super::plan::{Plan, Transport};
 use super::process::CpuClock;
 use super::systems::{System, MTLS_LABEL, PLAIN_TCP_LABEL};
-use super::tests::{args, build_lockd, check};
+use super::tests::{args, build_lockd, check, runtime};
 use super::tls::tests::TestCa;
 use super::tls::TlsClient;
 use super::workload::{self, Spec, Workload};
@@ -101,14 +101,6 @@ fn help_explains_tls() {
     assert!(help.contains("--tls-bundle <FILE>"), "{help}");
     assert!(help.contains("mTLS costs"), "{help}");
     assert!(help.contains("lockd --bootstrap"), "{help}");
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// lockd-net's server on 127.0.0.1 with TLS and required client

@@ -212,7 +212,7 @@ pub(super) async fn describe<B: Backend>(app: &App<B>, req: Request<Incoming>, c
         return Err(ApiError::missing_key().with_detail("key query required"));
     }
     let namespace = names::resolve_namespace(query.get("namespace"), &app.router.config().default_namespace)?;
-    caller.authorize(&namespace, &namespace, Access::Read)?;
+    caller.authorize(&namespace, &app.router.config().default_namespace, Access::Read)?;
     let ok = app.router.describe(&namespace, &key).await?;
     Ok(respond::json(&wire::DescribeResponse {
         namespace,
