@@ -165,6 +165,7 @@ fn bootstrap_default(server_bundle: &Path) -> Result<(), CliError> {
 /// the bundle's CA) and seeds the denylist from the bundle.
 fn tls_settings(path: &Path, b: &ServerBundle) -> Result<TlsSettings, CliError> {
     let bad = |e: String| startup(format!("server bundle {}: {e}", path.display()));
+    check_validity(path, b)?;
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(b.ca_certs_pem.as_bytes()) {
         let der = der.map_err(|e| bad(format!("CA certificate: {e}")))?;
@@ -174,6 +175,42 @@ fn tls_settings(path: &Path, b: &ServerBundle) -> Result<TlsSettings, CliError> 
         tls::server_config(b.cert_pem.as_bytes(), b.key_pem.as_bytes(), Some(roots)).map_err(|e| bad(e.to_string()))?;
     settings.denylist().replace(b.denylist.clone());
     Ok(settings)
+}
+
+/// How long before its certificate expires a server starts warning.
+const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
+
+/// Refuses a server certificate that is not valid now (every client would
+/// fail the handshake with a less helpful message) and warns when it
+/// expires within 30 days.
+fn check_validity(path: &Path, b: &ServerBundle) -> Result<(), CliError> {
+    let now = lockd_auth::cert::unix_now();
+    let renew = format!(
+        "issue a new one with `lockd auth new server --force --out {}`",
+        path.display()
+    );
+    if now > b.leaf.not_after {
+        return Err(startup(format!(
+            "server bundle {}: the server certificate expired on {}; {renew}",
+            path.display(),
+            lockd_auth::verify::format_time(b.leaf.not_after)
+        )));
+    }
+    if now < b.leaf.not_before {
+        return Err(startup(format!(
+            "server bundle {}: the server certificate is not valid before {} (check the clock)",
+            path.display(),
+            lockd_auth::verify::format_time(b.leaf.not_before)
+        )));
+    }
+    if b.leaf.not_after - now < EXPIRY_WARNING_SECS {
+        warn!(
+            bundle = %path.display(),
+            "the server certificate expires on {}; {renew}",
+            lockd_auth::verify::format_time(b.leaf.not_after)
+        );
+    }
+    Ok(())
 }
 
 /// Re-reads the bundle's denylist whenever the file changes, so `lockd

@@ -223,3 +223,53 @@ fn a_named_bundle_must_exist_even_without_mtls() {
         "nothing is bootstrapped for a named bundle"
     );
 }
+
+/// A server bundle whose certificate is valid from `from` to `until`
+/// seconds from now, written where `--bundle` will find it.
+fn server_bundle_valid(dir: &std::path::Path, from: i64, until: i64) -> std::path::PathBuf {
+    use lockd_auth::issue::{new_ca, new_server, Validity};
+    use std::time::{Duration, SystemTime};
+    let at = |offset: i64| {
+        let now = SystemTime::now();
+        let d = Duration::from_secs(offset.unsigned_abs());
+        if offset < 0 {
+            now - d
+        } else {
+            now + d
+        }
+    };
+    let ca = new_ca("test-ca", &Validity::for_duration(Duration::from_secs(86_400))).expect("ca");
+    let validity = Validity {
+        not_before: at(from),
+        not_after: at(until),
+    };
+    let server = new_server(&ca, "lockd-server", &[], &validity).expect("server");
+    let path = dir.join("server.pem");
+    lockd_auth::files::write_private(&path, &server.to_pem(), true).expect("write bundle");
+    path
+}
+
+#[test]
+fn an_expired_server_certificate_stops_the_start_and_a_near_expiry_warns() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let expired = server_bundle_valid(home.path(), -2 * 86_400, -86_400);
+    let mut cmd = lockd(home.path());
+    cmd.args(["--store", "mem://", "--listen", "127.0.0.1:0", "--bundle"])
+        .arg(&expired);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("expired on") && stderr.contains("lockd auth new server"),
+        "{stderr}"
+    );
+
+    let soon = server_bundle_valid(home.path(), -3600, 5 * 86_400);
+    let mut cmd = lockd(home.path());
+    cmd.args(["--store", "mem://", "--listen", "127.0.0.1:0", "--bundle"])
+        .arg(&soon);
+    let mut server = Server::start(cmd);
+    let warning = server.wait_for("server certificate expires on");
+    assert!(warning.contains("WARN"), "{warning}");
+    server.addr();
+    assert!(server.terminate().success());
+}
