@@ -420,16 +420,6 @@ impl ServerBundle {
     pub fn key_der(&self) -> Result<Vec<u8>> {
         decode_one(&self.key_pem, PRIVATE_KEY_LABEL, "server private key")
     }
-
-    /// The chain and key in the types rustls takes
-    /// (`ServerConfig::with_single_cert`): the leaf alone, since clients
-    /// hold the CA already.
-    pub fn rustls_identity(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-        Ok((
-            vec![CertificateDer::from(self.cert_der()?)],
-            PrivatePkcs8KeyDer::from(self.key_der()?).into(),
-        ))
-    }
 }
 
 /// `client.pem`: what a client (the CLI, an SDK) presents to a server.
